@@ -1,0 +1,112 @@
+"""Talk to the model: one prompt, a batch of prompts, and a token counter.
+
+A *prompt* is either a string (one user turn), or a list of chat messages
+``[{"role": "system" | "user" | "assistant", "content": ...}, ...]``. Pass ``raw=True`` to send a
+string verbatim, with no chat template at all.
+
+``system`` controls the system turn when the messages have none:
+``None`` keeps whatever the chat template adds by itself (SmolLM2 adds a ~20-token default),
+a string puts that text in, and ``False`` leaves the system turn out entirely.
+
+Decoding is greedy unless ``temperature > 0``, so by default the same prompt always gives the same
+answer. With sampling, ``seed`` makes a run repeatable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import torch
+
+Messages = list[dict]
+Prompt = str | Messages
+
+_CHATML_SYSTEM = re.compile(r"^<\|im_start\|>system\n.*?<\|im_end\|>\n", re.DOTALL)
+
+
+def to_messages(prompt: Prompt, system: str | bool | None = None) -> Messages:
+    """Turn a prompt into a list of messages, with the system turn ``system`` asks for."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    has_system = bool(messages) and messages[0].get("role") == "system"
+    if isinstance(system, str) and not has_system:
+        messages = [{"role": "system", "content": system}, *messages]
+    return messages
+
+
+def render(tokenizer, prompt: Prompt, system: str | bool | None = None, raw: bool = False,
+           add_generation_prompt: bool = True) -> str:
+    """The exact text the model sees for ``prompt``."""
+    if raw:
+        if not isinstance(prompt, str):
+            raise TypeError("raw=True needs a string prompt")
+        return prompt
+    messages = to_messages(prompt, system)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    if system is False and messages and messages[0].get("role") != "system":
+        text = _CHATML_SYSTEM.sub("", text, count=1)  # drop the template's default system turn
+    return text
+
+
+def count_tokens(tokenizer, prompt: Prompt, system: str | bool | None = None, raw: bool = False) -> int:
+    """How many tokens the model reads for ``prompt`` (chat template included): what you pay for."""
+    return len(tokenizer(render(tokenizer, prompt, system=system, raw=raw), add_special_tokens=False).input_ids)
+
+
+def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temperature: float,
+                   seed: int, top_p: float) -> list[str]:
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+    if temperature and temperature > 0:
+        torch.manual_seed(seed)
+        kwargs.update(do_sample=True, temperature=float(temperature), top_p=top_p)
+    else:
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    with torch.inference_mode():
+        out = model.generate(**enc, **kwargs)
+    new = out[:, enc.input_ids.shape[1]:]
+    return [s.strip() for s in tokenizer.batch_decode(new, skip_special_tokens=True)]
+
+
+def generate(model, tokenizer, prompt: Prompt, max_new_tokens: int = 128, temperature: float = 0.0,
+             seed: int = 0, system: str | bool | None = None, raw: bool = False, top_p: float = 1.0) -> str:
+    """Answer one prompt. Greedy (deterministic) unless ``temperature > 0``."""
+    return generate_batch(model, tokenizer, [prompt], max_new_tokens=max_new_tokens, temperature=temperature,
+                          seed=seed, system=system, raw=raw, top_p=top_p, progress=False)[0]
+
+
+def default_batch_size(model) -> int:
+    return 64 if getattr(model.device, "type", "cpu") == "cuda" else 16
+
+
+def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: int = 64,
+                   temperature: float = 0.0, seed: int = 0, system: str | bool | None = None,
+                   raw: bool = False, top_p: float = 1.0, batch_size: int | None = None,
+                   progress: bool | str = True) -> list[str]:
+    """Answer many prompts at once; results come back in the order of ``prompts``.
+
+    Prompts are sorted by length and padded on the left, so each batch wastes little compute
+    and every row continues from its own last token. ``progress`` shows a bar (a string names it).
+    """
+    if tokenizer.padding_side != "left":
+        tokenizer.padding_side = "left"
+    texts = [render(tokenizer, p, system=system, raw=raw) for p in prompts]
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    batch_size = batch_size or default_batch_size(model)
+    answers: list[str | None] = [None] * len(texts)
+    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    bar = None
+    if progress and len(chunks) > 1:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(texts), desc=progress if isinstance(progress, str) else "generating", unit="case")
+    for n, chunk in enumerate(chunks):
+        rows = _generate_rows(model, tokenizer, [texts[i] for i in chunk], max_new_tokens, temperature,
+                              seed + n, top_p)
+        for i, answer in zip(chunk, rows, strict=True):
+            answers[i] = answer
+        if bar is not None:
+            bar.update(len(chunk))
+    if bar is not None:
+        bar.close()
+    return answers  # type: ignore[return-value]
