@@ -122,3 +122,71 @@ def test_few_shot_examples_come_from_train_only(splits):
         assert ex["ticket"] in train and ex["ticket"] not in held_out
         assert ex["answer"] == train[ex["ticket"]].expected
     assert len({json.loads(ex["answer"])["urgency"] for ex in prompts.FEW_SHOT}) >= 3
+
+
+# --------------------------------------------------------------------------- general chat
+def test_general_mix_and_probe():
+    mix, probe = datasets.load_general("mix"), datasets.load_general("probe")
+    assert len(mix) >= 50 and len(probe) >= 25
+    for row in mix:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == ["user", "assistant"], row["id"]  # no Tillwise system line
+        answer = row["messages"][1]["content"]
+        assert 0 < len(answer) <= 400 and "{" not in answer, row["id"]
+    for row in probe:
+        assert [m["role"] for m in row["messages"]] == ["user"], row["id"]
+    mix_q = {r["messages"][0]["content"] for r in mix}
+    assert not mix_q & {r["messages"][0]["content"] for r in probe}  # the probe is held out
+    ids = [r["id"] for r in mix + probe]
+    assert len(ids) == len(set(ids))
+    with pytest.raises(CourseError):
+        datasets.load_general("all")
+
+
+# --------------------------------------------------------------------------- facts
+def test_fact_sheets():
+    from ftcourse.evals import fact_is_correct
+
+    v1, v2 = datasets.load_facts(1), datasets.load_facts(2)
+    assert len(v1) >= 10 and [f.id for f in v1] == [f.id for f in v2]
+    changed = datasets.changed_fact_ids()
+    assert len(changed) >= 5 and len(changed) < len(v1)  # some facts change, some stay
+    by1, by2 = datasets.facts_by_id(v1), datasets.facts_by_id(v2)
+    for f in v1 + v2:
+        assert f.keywords and f.topic and f.note
+        assert fact_is_correct(f.note, f), f.id  # each note states its own answer
+    for fid in changed:
+        # an answer from the old sheet is wrong on the new one, and the other way round
+        assert not fact_is_correct(by1[fid].note, by2[fid]), fid
+        assert not fact_is_correct(by2[fid].note, by1[fid]), fid
+    # no note accidentally contains another fact's answer (the grader would be fooled)
+    for f in v1:
+        for other in v1:
+            if other.id != f.id:
+                assert not fact_is_correct(f.note, other), (f.id, other.id)
+    with pytest.raises(CourseError):
+        datasets.load_facts(3)
+
+
+def test_fact_questions_and_training_data():
+    facts = {f.id for f in datasets.load_facts(1)}
+    questions = datasets.load_fact_questions()
+    kinds = Counter(q.kind for q in questions)
+    assert kinds["trained"] == len(facts) and kinds["paraphrase"] >= len(facts) and kinds["untaught"] >= 5
+    assert datasets.load_fact_questions("untaught") == [q for q in questions if q.kind == "untaught"]
+    for q in questions:
+        assert (q.fact_id in facts) if q.kind != "untaught" else q.fact_id is None
+    training = datasets.load_fact_training()
+    trained_users = {r["messages"][0]["content"] for r in training}
+    for q in questions:
+        if q.kind == "trained":
+            assert q.question in trained_users, q.id  # exact wording of the tuning data
+        else:
+            assert q.question not in trained_users, q.id  # paraphrases are never trained on
+    notes = {f.id: f.note for f in datasets.load_facts(1)}
+    for r in training:
+        assert [m["role"] for m in r["messages"]] == ["user", "assistant"]
+        assert r["messages"][1]["content"] == notes[r["fact_id"]]  # teaches the v1 sheet
+    assert Counter(r["fact_id"] for r in training).most_common()[-1][1] >= 3
+    with pytest.raises(CourseError):
+        datasets.load_fact_questions("other")
