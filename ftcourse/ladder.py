@@ -1,0 +1,134 @@
+"""Climb the prompt ladder on an eval set, compare the rungs, and say what is left for fine-tuning.
+
+The scoring itself is ``ftcourse.evals.evaluate_tickets`` and the prompts are ``ftcourse.prompts``;
+this module runs the rungs in turn, lays the numbers side by side (table and plot), and turns
+them into sentences that follow from the numbers, whichever way the measurement went.
+
+>>> reports = climb_ladder(model, tok, load_tickets("test"))      # vague -> clear -> few_shot
+>>> plot_ladder(reports); print("\\n".join(describe_ladder(reports)))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+LESSON_RUNGS = ("vague", "clear", "few_shot")
+METRICS = (
+    ("compliance", "format compliance", "share"),
+    ("accuracy", "label accuracy", "share"),
+    ("prompt_tokens", "prompt tokens / request", "count"),
+    ("latency_s", "seconds / request", "seconds"),
+)
+RUNG_NAMES = {"bare": "bare", "vague": "vague", "clear": "clear", "few_shot": "few-shot"}
+
+
+def climb_ladder(model, tok, tickets, rungs: Sequence[str] = LESSON_RUNGS, max_new_tokens: int = 32,
+                 batch_size: int | None = None, progress: bool = True) -> dict:
+    """Score every rung on the same tickets; ``{rung: TicketReport}`` in ladder order."""
+    from .evals import evaluate_tickets
+
+    reports = {}
+    for rung in rungs:
+        reports[rung] = evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens,
+                                         batch_size=batch_size, progress=f"{rung} rung" if progress else False)
+    return reports
+
+
+def ladder_rows(reports: Mapping) -> list[dict]:
+    """One row per rung for a table (shares as percentages)."""
+    return [{"rung": RUNG_NAMES.get(rung, rung), "n": r.n, "format compliance": f"{r.compliance:.0%}",
+             "label accuracy": f"{r.accuracy:.0%}", "category accuracy": f"{r.category_accuracy:.0%}",
+             "urgency accuracy": f"{r.urgency_accuracy:.0%}", "prompt tokens": round(r.prompt_tokens),
+             "s / request": round(r.latency_s, 3)} for rung, r in reports.items()]
+
+
+def plot_ladder(reports: Mapping, title: str = "The prompt ladder on the eval set"):
+    """Four small bar charts side by side: compliance, accuracy, prompt tokens, latency."""
+    import matplotlib.pyplot as plt
+
+    names = [RUNG_NAMES.get(r, r) for r in reports]
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.0))
+    colours = ["#9ca3af", "#60a5fa", "#2563eb", "#1e3a8a", "#f59e0b"][: len(names)]
+    for ax, (key, label, kind) in zip(axes, METRICS, strict=True):
+        values = [getattr(r, key) for r in reports.values()]
+        bars = ax.bar(names, values, color=colours)
+        if kind == "share":
+            ax.set_ylim(0, 1.05)
+            texts = [f"{v:.0%}" for v in values]
+        elif kind == "count":
+            texts = [f"{v:.0f}" for v in values]
+        else:
+            texts = [f"{v:.2f}" for v in values]
+        ax.bar_label(bars, texts, fontsize=8)
+        ax.set_title(label, fontsize=10)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def best_rung(reports: Mapping) -> str:
+    """The rung with the highest label accuracy; ties go to higher compliance, then fewer tokens."""
+    return max(reports, key=lambda k: (reports[k].accuracy, reports[k].compliance, -reports[k].prompt_tokens))
+
+
+def _pts(a: float, b: float) -> str:
+    """The change from a to b in percentage points, signed."""
+    return f"{100 * (b - a):+.0f} points"
+
+
+def describe_step(lower: str, upper: str, reports: Mapping) -> str:
+    """One sentence on what moving from rung ``lower`` to rung ``upper`` changed."""
+    a, b = reports[lower], reports[upper]
+    name_a, name_b = RUNG_NAMES.get(lower, lower), RUNG_NAMES.get(upper, upper)
+    moves = []
+    for key, label in (("compliance", "format compliance"), ("accuracy", "label accuracy")):
+        x, y = getattr(a, key), getattr(b, key)
+        if y > x:
+            moves.append(f"raised {label} from {x:.0%} to {y:.0%} ({_pts(x, y)})")
+        elif y < x:
+            moves.append(f"lowered {label} from {x:.0%} to {y:.0%} ({_pts(x, y)})")
+        else:
+            moves.append(f"left {label} at {x:.0%}")
+    cost = b.prompt_tokens / a.prompt_tokens if a.prompt_tokens else float("inf")
+    return (f"Going from the {name_a} prompt to the {name_b} prompt {moves[0]} and {moves[1]}, "
+            f"for {b.prompt_tokens:.0f} instead of {a.prompt_tokens:.0f} prompt tokens a request "
+            f"({cost:.1f}x).")
+
+
+def remaining_gap(reports: Mapping) -> dict:
+    """What the best prompt rung still gets wrong, as shares of the eval set."""
+    best = best_rung(reports)
+    r = reports[best]
+    return {"best_rung": best, "compliance": r.compliance, "accuracy": r.accuracy,
+            "format_gap": 1 - r.compliance, "label_gap": 1 - r.accuracy}
+
+
+def describe_ladder(reports: Mapping) -> list[str]:
+    """Sentences that follow from the numbers: what each rung fixed and what gap remains."""
+    rungs = list(reports)
+    lines = [describe_step(a, b, reports) for a, b in zip(rungs, rungs[1:], strict=False)]
+    gap = remaining_gap(reports)
+    best = RUNG_NAMES.get(gap["best_rung"], gap["best_rung"])
+    n = reports[gap["best_rung"]].n
+    wrong = round(gap["label_gap"] * n)
+    broken = round(gap["format_gap"] * n)
+    if gap["label_gap"] == 0:
+        lines.append(f"The {best} prompt gets every one of the {n} tickets right: there is no gap left, so "
+                     "there is nothing for fine-tuning to fix here.")
+    else:
+        lines.append(f"The best rung, {best}, still gets {wrong} of {n} tickets wrong "
+                     f"({gap['label_gap']:.0%}), and {broken} of its answers break the format "
+                     f"({gap['format_gap']:.0%}).")
+        if gap["format_gap"] > 0:
+            lines.append("Those are repeated, nameable misses of one stable behaviour (the house JSON and "
+                         "labels) that the prompt rungs did not close: the kind of gap a fine-tune can target.")
+        else:
+            lines.append("Every answer keeps the format, so what remains is the labels themselves: "
+                         "harder to blame on the prompt, still a stable, repeated behaviour.")
+    return lines
+
+
+__all__ = ["LESSON_RUNGS", "climb_ladder", "ladder_rows", "plot_ladder", "best_rung", "describe_step",
+           "describe_ladder", "remaining_gap"]

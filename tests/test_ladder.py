@@ -1,0 +1,58 @@
+"""Ladder helpers: tables, plots and sentences that follow from the numbers."""
+
+import pytest
+
+from ftcourse.evals import TicketReport
+from ftcourse.ladder import best_rung, describe_ladder, describe_step, ladder_rows, plot_ladder, remaining_gap
+
+
+def report(rung, compliance, accuracy, tokens, n=50):
+    return TicketReport(compliance=compliance, accuracy=accuracy, category_accuracy=accuracy, prompt_tokens=tokens,
+                        latency_s=0.1, outputs=[], urgency_accuracy=accuracy, rung=rung, n=n)
+
+
+@pytest.fixture
+def climbing():
+    return {"vague": report("vague", 0.0, 0.0, 60), "clear": report("clear", 0.6, 0.3, 400),
+            "few_shot": report("few_shot", 0.9, 0.4, 600)}
+
+
+def test_sentences_follow_the_numbers(climbing):
+    lines = describe_ladder(climbing)
+    assert "raised format compliance from 0% to 60% (+60 points)" in lines[0]
+    assert "raised label accuracy from 0% to 30%" in lines[0]
+    assert "(6.7x)" in lines[0]
+    assert "few-shot" in lines[1] and "raised label accuracy from 30% to 40%" in lines[1]
+    assert "still gets 30 of 50 tickets wrong (60%)" in lines[2]
+    assert "5 of its answers break the format (10%)" in lines[2]
+
+
+def test_sentences_say_so_when_a_rung_makes_things_worse():
+    r = {"clear": report("clear", 0.8, 0.5, 400), "few_shot": report("few_shot", 0.7, 0.5, 600)}
+    line = describe_step("clear", "few_shot", r)
+    assert "lowered format compliance from 80% to 70%" in line and "left label accuracy at 50%" in line
+    assert best_rung(r) == "clear"  # same accuracy, higher compliance
+
+
+def test_no_gap_means_nothing_to_fine_tune():
+    r = {"vague": report("vague", 0.2, 0.1, 60), "clear": report("clear", 1.0, 1.0, 400)}
+    assert "no gap left" in describe_ladder(r)[-1]
+    assert remaining_gap(r)["label_gap"] == 0
+
+
+def test_best_rung_prefers_accuracy_then_fewer_tokens():
+    r = {"clear": report("clear", 1.0, 0.5, 400), "few_shot": report("few_shot", 1.0, 0.5, 600)}
+    assert best_rung(r) == "clear"
+    r["few_shot"] = report("few_shot", 0.9, 0.6, 600)
+    assert best_rung(r) == "few_shot"
+
+
+def test_rows_and_plot(climbing):
+    rows = ladder_rows(climbing)
+    assert [row["rung"] for row in rows] == ["vague", "clear", "few-shot"]
+    assert rows[1]["format compliance"] == "60%"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = plot_ladder(climbing)
+    assert len(fig.axes) == 4
