@@ -291,5 +291,29 @@ def show_decision_tree():
     return w.VBox([missing, *boxes.values(), answer])
 
 
+# ----------------------------------------------------------------------------------------- checklist
+# Five questions to answer "yes" to before fine-tuning (after seed 004's checklist, in our words).
+CHECKLIST = (
+    "Is the gap about behaviour (format, style, labels, task reflexes), not missing facts or actions?",
+    "Were a clear prompt, few-shot examples and, for knowledge, retrieval measured, and do they still fall short?",
+    "Can you collect enough clean, consistent examples of the behaviour (and some negative ones)?",
+    "Do you have an eval set that measures the gain against the best prompt and catches regressions?",
+    "Is the volume high enough to pay for owning the model: training, versioning, re-evaluating, refreshing?",
+)
+
+
+def checklist_verdict(answers) -> str:
+    """One sentence from the five yes/no answers to ``CHECKLIST`` (in order)."""
+    answers = [bool(a) for a in answers]
+    if len(answers) != len(CHECKLIST):
+        raise ValueError(f"answer all {len(CHECKLIST)} questions of the checklist, in order")
+    missing = [i + 1 for i, a in enumerate(answers) if not a]
+    if not missing:
+        return "Five yes: fine-tuning is likely the right tool. Train, then compare with the best prompt."
+    which = ", ".join(str(i) for i in missing)
+    return f"Not yet: deal with question{'s' if len(missing) > 1 else ''} {which} first."
+
+
 __all__ = ["MISSING", "RUNGS", "LADDER", "Recommendation", "recommend", "normalise_missing", "Scenario",
-           "SCENARIOS", "scenario_table", "show_decision_tree"]
+           "SCENARIOS", "scenario_table", "show_decision_tree",
+           "CHECKLIST", "checklist_verdict"]

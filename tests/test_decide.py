@@ -158,3 +158,14 @@ def test_widget_updates_with_the_answers():
     missing.value = "facts"
     shown = [c.description for c in checks if c.layout.display != "none"]
     assert shown == ["The facts change often"]
+
+
+def test_checklist_needs_five_yes():
+    from ftcourse.decide import CHECKLIST, checklist_verdict
+
+    assert len(CHECKLIST) == 5
+    assert checklist_verdict([True] * 5).startswith("Five yes")
+    assert checklist_verdict([True, False, True, True, False]) == "Not yet: deal with questions 2, 5 first."
+    assert checklist_verdict([True, True, True, False, True]) == "Not yet: deal with question 4 first."
+    with pytest.raises(ValueError):
+        checklist_verdict([True] * 4)
