@@ -56,14 +56,19 @@ def count_tokens(tokenizer, prompt: Prompt, system: str | bool | None = None, ra
 def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temperature: float,
                    seed: int, top_p: float) -> list[str]:
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
-    if temperature and temperature > 0:
+    sample = bool(temperature and temperature > 0)
+    if sample:
         torch.manual_seed(seed)
-        kwargs.update(do_sample=True, temperature=float(temperature), top_p=top_p)
-    else:
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
     with torch.inference_mode():
-        out = model.generate(**enc, **kwargs)
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id,
+            do_sample=sample,
+            temperature=float(temperature) if sample else None,
+            top_p=top_p if sample else None,
+            top_k=None,  # no top-k cut: temperature (and top_p) alone shape the sampling
+        )
     new = out[:, enc.input_ids.shape[1]:]
     return [s.strip() for s in tokenizer.batch_decode(new, skip_special_tokens=True)]
 

@@ -176,7 +176,7 @@ def _convert(wheel: Path, out: Path, log) -> None:
             tok.pad_token = tok.eos_token
         model.generation_config.pad_token_id = tok.pad_token_id
         log("  saving safetensors ...")
-        model.save_pretrained(out, safe_serialization=True)
+        model.save_pretrained(out)  # safetensors is the only format in transformers 5
         tok.save_pretrained(out)
         del gguf_model, model
     finally:

@@ -1,0 +1,56 @@
+# The course's two commands:  make lab   (environment, model, JupyterLab)   and   make test
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PYTEST_NB := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
+LAB_ARGS ?=
+
+.PHONY: help lab env dev-env model test lint unit notebooks exercises grade check clean-model
+
+help:
+	@echo "make lab       create .venv, install the pinned requirements, fetch the model, start JupyterLab"
+	@echo "make test      lint + unit tests + every lesson and solution notebook under nbval"
+	@echo "make exercises regenerate exercises/ from solutions/"
+	@echo "make grade SUBMISSIONS=dir   grade a folder of submitted exercise notebooks"
+	@echo "make check     print the environment check"
+
+env:
+	@scripts/ensure_venv.sh requirements.txt
+
+dev-env:
+	@scripts/ensure_venv.sh requirements-dev.txt
+
+model: env
+	$(PY) -m ftcourse fetch-model
+
+lab: model
+	$(BIN)/jupyter lab $(LAB_ARGS) lessons/00_setup.ipynb
+
+check: env
+	$(PY) -m ftcourse check
+
+lint: dev-env
+	$(BIN)/ruff check ftcourse tests bench lessons solutions
+
+# One pytest run, so one summary: unit tests, grader tests, then every notebook in lessons/ and solutions/.
+test: dev-env
+	$(PY) -m ftcourse fetch-model
+	$(BIN)/ruff check ftcourse tests bench lessons solutions
+	$(BIN)/pytest -ra $(PYTEST_NB) tests lessons solutions
+
+unit: dev-env
+	$(BIN)/pytest -ra -p no:cacheprovider tests
+
+notebooks: dev-env
+	$(BIN)/pytest -ra $(PYTEST_NB) lessons solutions
+
+exercises: dev-env
+	$(PY) -m ftcourse.exercises
+
+grade: dev-env
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/folder"; exit 2; }
+	$(PY) -m ftcourse grade "$(SUBMISSIONS)"
+
+clean-model:
+	rm -rf "$${FTCOURSE_CACHE:-$$HOME/.cache/ftcourse}"
