@@ -56,11 +56,12 @@ class CellRun:
     ename: str = ""
     evalue: str = ""
     seconds: float = 0.0
+    note: str = ""  # for a timeout: which limit was hit
 
     @property
     def message(self) -> str:
         if self.status == "timeout":
-            return f"interrupted after {self.seconds:.0f} s (time limit per cell)"
+            return f"interrupted after {self.seconds:.0f} s ({self.note or 'time limit'})"
         if self.ename == "CheckFailed":
             return self.evalue
         # "(3902549497.py, line 3)": the kernel's name for a cell means nothing to a learner
@@ -88,7 +89,7 @@ async def _execute(nb, cwd: Path, cell_timeout: float, notebook_timeout: float, 
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     t_start = time.monotonic()
-    deadline = t_start + notebook_timeout
+    deadline = t_start + notebook_timeout + 3600  # reset once the kernel is up: start-up does not count
     runs: dict[int, CellRun] = {}
     stopped = ""
 
@@ -104,6 +105,7 @@ async def _execute(nb, cwd: Path, cell_timeout: float, notebook_timeout: float, 
     try:
         # the kernel's own log lines (not the learner's output, which comes over IOPub) are noise here
         async with client.async_setup_kernel(stderr=subprocess.DEVNULL):
+            deadline = time.monotonic() + notebook_timeout
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
                     continue
@@ -120,7 +122,7 @@ async def _execute(nb, cwd: Path, cell_timeout: float, notebook_timeout: float, 
                 except (asyncio.TimeoutError, DeadKernelError, CellTimeoutError) as exc:
                     took = time.monotonic() - t0
                     if time.monotonic() >= deadline or not isinstance(exc, DeadKernelError):
-                        runs[i] = CellRun(i, "timeout", seconds=took)
+                        runs[i] = CellRun(i, "timeout", seconds=took, note="the notebook time limit")
                         stopped = (f"the notebook time limit ({notebook_timeout:.0f} s) was used up in cell {i}; "
                                    "the kernel was stopped")
                     else:
@@ -133,7 +135,8 @@ async def _execute(nb, cwd: Path, cell_timeout: float, notebook_timeout: float, 
                 if err is None:
                     runs[i] = CellRun(i, "ok", seconds=took)
                 elif err[0] == "KeyboardInterrupt" and took >= limit - 0.5:
-                    runs[i] = CellRun(i, "timeout", *err, seconds=took)
+                    note = "the time limit per cell" if limit >= cell_timeout else "the notebook time limit"
+                    runs[i] = CellRun(i, "timeout", *err, seconds=took, note=note)
                 else:
                     runs[i] = CellRun(i, "error", *err, seconds=took)
     except Exception as exc:  # the kernel would not start, or nbclient failed in a way we did not foresee
@@ -334,9 +337,11 @@ def grade_submission(sub: Submission, sources: dict[str, Source], workdir: Path,
         cells = by_id.get(g.id, [])
         if not cells:
             g.status, g.message = "missing", "this grader cell was deleted (or its metadata removed); copy it back from the exercise notebook"
+            grade.problems.append(f"grader {g.id} is missing (scored 0)")
             continue
         if any(checksum(nb.cells[i].source) != source.checksums[g.id] for i in cells):
             g.status, g.message = "edited", "this grader cell was changed; copy the original back from the exercise notebook"
+            grade.problems.append(f"grader {g.id} was edited (scored 0)")
             continue
         results = [run.cells.get(i, CellRun(i, "not run")) for i in cells]
         bad = next((r for r in results if r.status != "ok"), None)
