@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_NB := --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider
 LAB_ARGS ?=
+# Jupyter refuses to start as root (containers, CI boxes) unless told it is on purpose
+ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .PHONY: help lab env dev-env model test lint unit notebooks exercises grade check clean-model
 
@@ -25,7 +27,7 @@ model: env
 	$(PY) -m ftcourse fetch-model
 
 lab: model
-	$(BIN)/jupyter lab $(LAB_ARGS) lessons/00_setup.ipynb
+	$(BIN)/jupyter lab $(ROOT_ARGS) $(LAB_ARGS) lessons/00_setup.ipynb
 
 check: env
 	$(PY) -m ftcourse check
