@@ -174,3 +174,64 @@ def test_audit_finds_a_vacuous_grader_and_a_broken_one(tmp_path):
 def test_every_grader_passes_on_the_solution_and_fails_on_the_exercise(path):
     problems = E.audit_graders(path, cell_timeout=900, notebook_timeout=3600)
     assert problems == [], "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- the CI template for learners' forks
+TEMPLATE = ROOT / "templates" / "github-actions" / "exercises.yml"
+
+
+def _template_steps():
+    import yaml
+
+    workflow = yaml.safe_load(TEMPLATE.read_text())
+    assert workflow.get("on", workflow.get(True)) is not None  # YAML 1.1 reads the key `on` as True
+    (job,) = workflow["jobs"].values()
+    return job, [step.get("run", "") for step in job["steps"]]
+
+
+def test_ci_template_installs_and_runs_what_the_issue_asks():
+    job, runs = _template_steps()
+    text = "\n".join(runs)
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
+    assert "-r requirements-dev.txt" in text and "-e ." in text
+    order = [next(i for i, r in enumerate(runs) if key in r)
+             for key in ("torch==2.13.0", "requirements-dev.txt", "ftcourse fetch-model", "--nbval-lax")]
+    assert order == sorted(order)
+    assert job["env"]["EXERCISES"] == "exercises/"
+    assert "$EXERCISES" in runs[-1]
+    reqs = (ROOT / "requirements-dev.txt").read_text() + (ROOT / "requirements.txt").read_text()
+    assert "nbval==" in reqs and "pytest==" in reqs and "torch==2.13.0" in reqs
+
+
+def test_ci_template_is_not_active_in_this_repository():
+    assert not (ROOT / ".github" / "workflows" / "exercises.yml").exists()
+
+
+@pytest.mark.slow
+def test_ci_command_is_red_on_the_exercises_and_green_once_solved(tmp_path):
+    """The template's last step, run here: it fails on the unsolved exercises and passes on solved ones."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    _, runs = _template_steps()
+    cmd = runs[-1].replace("python -m", f"{sys.executable} -m")
+    unsolved, solved = tmp_path / "unsolved", tmp_path / "solved"
+    unsolved.mkdir()
+    solved.mkdir()
+    shutil.copy(ROOT / "exercises" / "00_warmup.ipynb", unsolved)  # the warm-up is enough (and fast)
+    for path in [ROOT / "solutions" / "00_warmup.ipynb"]:  # a learner who solved it: the code without markers
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.source = "\n".join(line for line in cell.source.split("\n")
+                                        if line.strip() not in (E.BEGIN, E.END))
+        nbformat.write(nb, solved / path.name)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    red = subprocess.run(cmd.replace("$EXERCISES", str(unsolved)), shell=True, cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert red.returncode != 0 and "NotImplementedError" in red.stdout
+    green = subprocess.run(cmd.replace("$EXERCISES", str(solved)), shell=True, cwd=ROOT, env=env,
+                           capture_output=True, text=True)
+    assert green.returncode == 0, green.stdout[-3000:]
