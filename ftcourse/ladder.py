@@ -130,5 +130,62 @@ def describe_ladder(reports: Mapping) -> list[str]:
     return lines
 
 
+# ----------------------------------------------------------------------------- exercise cases
+def _variants(gold: dict, rng) -> list[tuple[str, bool]]:
+    """Ways a model can answer a ticket whose gold labels are ``gold``; (answer, counts as right)."""
+    import json
+
+    from .datasets import TAXONOMY
+
+    cat, urg = gold["category"], gold["urgency"]
+    other_cat = rng.choice([c for c in TAXONOMY["category"] if c != cat])
+    other_urg = rng.choice([u for u in TAXONOMY["urgency"] if u != urg])
+    exact = json.dumps({"category": cat, "urgency": urg})
+    return [
+        (exact, True),
+        (f"  {exact}\n", True),
+        (json.dumps({"category": cat, "urgency": urg}, separators=(",", ":")), True),
+        (json.dumps({"category": other_cat, "urgency": urg}), False),
+        (json.dumps({"category": cat, "urgency": other_urg}), False),
+        (json.dumps({"category": other_cat, "urgency": other_urg}), False),
+        (f"Sure! Here is the answer: {exact}", False),
+        (f"```json\n{exact}\n```", False),
+        (json.dumps({"category": cat, "urgency": urg, "reason": "the customer says so"}), False),
+        (json.dumps({"urgency": urg, "category": cat}), False),
+        (json.dumps({"category": cat.capitalize(), "urgency": urg.upper()}), False),
+        (exact[:-2], False),
+        ("", False),
+        (str({"category": cat, "urgency": urg}), False),
+        (f"This looks like a {cat} question, urgency {urg}.", False),
+    ]
+
+
+def label_accuracy_cases(seed: int = 0, n: int = 40) -> list[tuple[tuple, float]]:
+    """Test cases ``((predictions, gold), expected)`` for a learner's ``label_accuracy``.
+
+    Drawn at random (fixed by ``seed``) from right answers and the usual ways to be wrong; the
+    expected value comes from ``ftcourse.evals.label_accuracy``. Always includes the empty case.
+    """
+    import random
+
+    from .datasets import TAXONOMY
+    from .evals import label_accuracy
+
+    rng = random.Random(seed)
+    cases: list[tuple[tuple, float]] = [(([], []), 0.0)]
+    for i in range(n - 1):
+        size = rng.randint(1, 8)
+        gold = [{"category": rng.choice(TAXONOMY["category"]), "urgency": rng.choice(TAXONOMY["urgency"])}
+                for _ in range(size)]
+        preds = []
+        for g in gold:
+            variants = _variants(g, rng)
+            # every third case is all right answers; the others mix right and wrong ones
+            preds.append(variants[0][0] if i % 3 == 0 else rng.choice(variants)[0])
+        cases.append(((preds, gold), label_accuracy(preds, gold)))
+    return cases
+
+
 __all__ = ["LESSON_RUNGS", "climb_ladder", "ladder_rows", "plot_ladder", "best_rung", "describe_step",
-           "describe_ladder", "remaining_gap"]
+           "describe_ladder", "remaining_gap",
+           "label_accuracy_cases"]

@@ -56,3 +56,48 @@ def test_rows_and_plot(climbing):
     matplotlib.use("Agg")
     fig = plot_ladder(climbing)
     assert len(fig.axes) == 4
+
+
+def test_label_accuracy_cases_catch_sloppy_metrics():
+    import json
+
+    from ftcourse.evals import parse_ticket
+    from ftcourse.ladder import label_accuracy_cases
+
+    cases = label_accuracy_cases(seed=1, n=60)
+    assert cases[0] == (([], []), 0.0)
+    assert cases == label_accuracy_cases(seed=1, n=60)  # repeatable
+    values = [expected for _, expected in cases]
+    assert 1.0 in values and any(0 < v < 1 for v in values)
+
+    def strict(preds, gold):
+        if not gold:
+            return 0.0
+        hits = 0
+        for p, g in zip(preds, gold, strict=True):
+            got = parse_ticket(p)
+            hits += got is not None and got["category"] == g["category"] and got["urgency"] == g["urgency"]
+        return hits / len(gold)
+
+    def lenient(preds, gold):  # finds the labels anywhere in the answer: too kind
+        if not gold:
+            return 0.0
+        return sum(g["category"] in p and g["urgency"] in p for p, g in zip(preds, gold, strict=True)) / len(gold)
+
+    def category_only(preds, gold):
+        if not gold:
+            return 0.0
+        hits = 0
+        for p, g in zip(preds, gold, strict=True):
+            try:
+                hits += json.loads(p).get("category") == g["category"]
+            except (ValueError, AttributeError):
+                pass
+        return hits / len(gold)
+
+    def passes(fn):
+        return all(abs(fn(*args) - expected) < 1e-9 for args, expected in cases)
+
+    assert passes(strict)
+    assert not passes(lenient)
+    assert not passes(category_only)
