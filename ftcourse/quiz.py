@@ -405,7 +405,11 @@ def _feedback_html(question: Question, result: CheckResult) -> str:
 
 @dataclass
 class QuestionView:
-    """The widgets of one question. Drive it in tests: ``view.select(1); view.check_button.click()``."""
+    """The widgets of one question. Drive it in tests: ``view.select(1); view.check_button.click()``.
+
+    ``selector`` is a list of checkboxes (single and multi; for single, ticking one unticks the
+    others) or a list of dropdowns (match, one per item).
+    """
 
     question: Question
     lesson: str
@@ -427,19 +431,18 @@ class QuestionView:
                 "match": "Pick a choice for each item."}[q.kind]
         self.source = w.HTML(f"<small>{hint} Source: {_inline(q.source)}</small>")
         self.source.add_class("quiz-source")
-        if q.kind == "single":
-            self.selector = w.RadioButtons(options=[(o.text, i) for i, o in enumerate(q.options)], value=None,
-                                           layout=w.Layout(width="auto"))
-            self.inputs = [self.selector]
-            body = self.selector
-        elif q.kind == "multi":
+        if q.kind in ("single", "multi"):
+            # A checkbox and an HTML label a row: long option texts wrap (RadioButtons labels do not).
             self.selector = [w.Checkbox(value=False, indent=False, layout=w.Layout(width="auto"))
                              for _ in q.options]
             rows = []
             for box, o in zip(self.selector, q.options, strict=True):
                 label = w.HTML(_inline(o.text))
                 label.add_class("quiz-option-text")
+                box.add_class("quiz-option-box")
                 rows.append(w.HBox([box, label]))
+                if q.kind == "single":
+                    box.observe(self._only_one, names="value")
             self.inputs = list(self.selector)
             body = w.VBox(rows)
         else:
@@ -469,11 +472,18 @@ class QuestionView:
         self.box.add_class("quiz-question")
         self.box.add_class(f"quiz-kind-{q.kind}")
 
+    def _only_one(self, change) -> None:
+        """Single choice: ticking one option unticks the others."""
+        if change["new"]:
+            for box in self.selector:
+                if box is not change["owner"] and box.value:
+                    box.value = False
+
     # -- reading and setting the answer (also how tests drive the widget)
     def answer(self):
         q = self.question
         if q.kind == "single":
-            return self.selector.value
+            return next((i for i, box in enumerate(self.selector) if box.value), None)
         if q.kind == "multi":
             return [i for i, box in enumerate(self.selector) if box.value]
         return [dd.value for dd in self.selector]
@@ -481,11 +491,10 @@ class QuestionView:
     def select(self, answer) -> None:
         """Set the widgets to ``answer`` (same shapes as :func:`grade`)."""
         q = self.question
-        if q.kind == "single":
-            self.selector.value = answer
-        elif q.kind == "multi":
+        if q.kind in ("single", "multi"):
+            chosen = {answer} if q.kind == "single" else set(answer)
             for i, box in enumerate(self.selector):
-                box.value = i in set(answer)
+                box.value = i in chosen
         else:
             for dd, choice in zip(self.selector, answer, strict=True):
                 dd.value = choice
@@ -520,9 +529,7 @@ class QuestionView:
 
     def retry(self) -> None:
         q = self.question
-        if q.kind == "single":
-            self.selector.value = None
-        elif q.kind == "multi":
+        if q.kind in ("single", "multi"):
             for box in self.selector:
                 box.value = False
         else:

@@ -230,18 +230,29 @@ def test_widget_css_classes(sample_file, progress_file):
 def test_single_widget_check_and_retry(sample_file, progress_file):
     view = Q.build_quiz(sample_file)
     single = view.questions[0]
-    single.selector.value = 0
+    single.selector[0].value = True
     single.check_button.click()
     assert "Stale after the next price change." in single.feedback.value
     assert "quiz-incorrect" in _classes(single.box)
-    assert single.selector.disabled and single.check_button.disabled and not single.retry_button.disabled
+    assert all(box.disabled for box in single.selector)
+    assert single.check_button.disabled and not single.retry_button.disabled
     assert "0 of 3 right" in view.score.value and "(1 check)" in view.score.value
     single.retry_button.click()
-    assert single.selector.value is None and single.feedback.value == "" and not single.selector.disabled
-    single.selector.value = 1
+    assert single.answer() is None and single.feedback.value == "" and not single.selector[0].disabled
+    single.selector[1].value = True
     single.check_button.click()
     assert "Update the row, done." in single.feedback.value and "quiz-correct" in _classes(single.box)
     assert "1 of 3 right" in view.score.value and "(2 checks)" in view.score.value
+
+
+def test_single_choice_keeps_one_tick(sample_file, progress_file):
+    single = Q.build_quiz(sample_file).questions[0]
+    single.selector[0].value = True
+    single.selector[2].value = True
+    assert [box.value for box in single.selector] == [False, False, True]
+    assert single.answer() == 2
+    single.select(1)
+    assert single.answer() == 1
 
 
 def test_check_without_an_answer_asks_for_one(sample_file, progress_file):
