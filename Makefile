@@ -8,13 +8,14 @@ LAB_ARGS ?=
 # Jupyter refuses to start as root (containers, CI boxes) unless told it is on purpose
 ROOT_ARGS := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help lab env dev-env model test lint unit notebooks exercises grade check clean-model
+.PHONY: help lab env dev-env model test lint unit notebooks exercises exercises-check audit grade check clean-model
 
 help:
 	@echo "make lab       create .venv, install the pinned requirements, fetch the model, start JupyterLab"
 	@echo "make test      lint + unit tests + every lesson and solution notebook under nbval"
 	@echo "make exercises regenerate exercises/ from solutions/"
-	@echo "make grade SUBMISSIONS=dir   grade a folder of submitted exercise notebooks"
+	@echo "make grade SUBMISSIONS=dir [GRADE_ARGS='--cell-timeout 60']   grade a folder of submitted notebooks"
+	@echo "make audit     run every solution and its exercise; report vacuous or broken graders"
 	@echo "make check     print the environment check"
 
 env:
@@ -42,7 +43,7 @@ test: dev-env
 	$(BIN)/pytest -ra $(PYTEST_NB) tests lessons solutions
 
 unit: dev-env
-	$(BIN)/pytest -ra -p no:cacheprovider tests
+	$(BIN)/pytest -ra -p no:cacheprovider -m "not slow" tests
 
 notebooks: dev-env
 	$(BIN)/pytest -ra $(PYTEST_NB) lessons solutions
@@ -50,9 +51,15 @@ notebooks: dev-env
 exercises: dev-env
 	$(PY) -m ftcourse.exercises
 
+exercises-check: dev-env
+	$(PY) -m ftcourse.exercises --check
+
+audit: dev-env
+	$(PY) -m ftcourse.exercises --audit
+
 grade: dev-env
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/folder"; exit 2; }
-	$(PY) -m ftcourse grade "$(SUBMISSIONS)"
+	$(PY) -m ftcourse grade "$(SUBMISSIONS)" $(GRADE_ARGS)
 
 clean-model:
 	rm -rf "$${FTCOURSE_CACHE:-$$HOME/.cache/ftcourse}"

@@ -41,7 +41,7 @@ def test_committed_without_outputs_and_valid(path):
 def test_nbstripout_agrees():
     exe = shutil.which("nbstripout") or str(Path(sys.executable).with_name("nbstripout"))
     paths = [str(p) for p in course_notebooks()]
-    proc = subprocess.run([exe, "--verify", *paths], capture_output=True, text=True)
+    proc = subprocess.run([exe, "--verify", "--keep-id", *paths], capture_output=True, text=True)
     assert proc.returncode == 0, f"nbstripout --verify failed:\n{proc.stdout}{proc.stderr}"
 
 
