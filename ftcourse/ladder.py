@@ -105,6 +105,15 @@ def remaining_gap(reports: Mapping) -> dict:
             "format_gap": 1 - r.compliance, "label_gap": 1 - r.accuracy}
 
 
+def most_common_answer(report) -> tuple[str, int]:
+    """The answer a rung gave most often, and how many times (a sign of answers that ignore the input)."""
+    from collections import Counter
+
+    if not report.outputs:
+        return "", 0
+    return Counter(report.outputs).most_common(1)[0]
+
+
 def describe_ladder(reports: Mapping) -> list[str]:
     """Sentences that follow from the numbers: what each rung fixed and what gap remains."""
     rungs = list(reports)
@@ -121,6 +130,14 @@ def describe_ladder(reports: Mapping) -> list[str]:
         lines.append(f"The best rung, {best}, still gets {wrong} of {n} tickets wrong "
                      f"({gap['label_gap']:.0%}), and {broken} of its answers break the format "
                      f"({gap['format_gap']:.0%}).")
+        top, count = most_common_answer(reports[gap["best_rung"]])
+        if count >= max(3, n // 4):
+            from .evals import check_ticket_format
+
+            shape = (" The shape is right; reading each ticket into its own labels is what is missing."
+                     if check_ticket_format(top).ok else "")
+            lines.append(f"Its answers repeat: {count} of {n} are the same one, {top}, so the answer barely "
+                         f"depends on the ticket.{shape}")
         if gap["format_gap"] > 0:
             lines.append("Those are repeated, nameable misses of one stable behaviour (the house JSON and "
                          "labels) that the prompt rungs did not close: the kind of gap a fine-tune can target.")
@@ -188,4 +205,4 @@ def label_accuracy_cases(seed: int = 0, n: int = 40) -> list[tuple[tuple, float]
 
 __all__ = ["LESSON_RUNGS", "climb_ladder", "ladder_rows", "plot_ladder", "best_rung", "describe_step",
            "describe_ladder", "remaining_gap",
-           "label_accuracy_cases"]
+           "label_accuracy_cases", "most_common_answer"]

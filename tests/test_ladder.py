@@ -101,3 +101,14 @@ def test_label_accuracy_cases_catch_sloppy_metrics():
     assert passes(strict)
     assert not passes(lenient)
     assert not passes(category_only)
+
+
+def test_repeated_answers_are_called_out():
+    same = '{"category": "billing", "urgency": "normal"}'
+    r = {"vague": report("vague", 0.0, 0.0, 60, n=8),
+         "few_shot": TicketReport(compliance=1.0, accuracy=0.25, category_accuracy=0.5, prompt_tokens=600,
+                                  latency_s=0.1, outputs=[same] * 6 + ['{"category": "how_to", "urgency": "low"}'] * 2,
+                                  urgency_accuracy=0.3, rung="few_shot", n=8)}
+    lines = describe_ladder(r)
+    assert any(f"6 of 8 are the same one, {same}" in line and "shape is right" in line for line in lines)
+    assert "Every answer keeps the format" in lines[-1]
