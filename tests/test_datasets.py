@@ -190,3 +190,14 @@ def test_fact_questions_and_training_data():
     assert Counter(r["fact_id"] for r in training).most_common()[-1][1] >= 3
     with pytest.raises(CourseError):
         datasets.load_fact_questions("other")
+
+
+def test_no_near_duplicates_across_splits(splits):
+    """Held-out tickets are not light rewrites of training tickets (word overlap stays low)."""
+    from ftcourse.rag import keyword_tokens
+
+    train = [set(keyword_tokens(t.text)) for t in splits["train"]]
+    for t in splits["val"] + splits["test"]:
+        words = set(keyword_tokens(t.text))
+        overlap = max(len(words & other) / len(words | other) for other in train)
+        assert overlap < 0.6, t.id
