@@ -1,9 +1,12 @@
 """The quiz renders in a real JupyterLab (headless Chromium through Playwright).
 
-Skipped, with the reason, when Playwright or its Chromium is not installed. To run it:
+Skipped, with the reason, when Playwright or a Chromium is not installed. To run it:
 
     pip install playwright && python -m playwright install --with-deps chromium
     pytest -m slow tests/test_browser.py
+
+A distribution's Chromium works too (Debian: `apt-get install chromium`, then only
+`pip install playwright`); `FTCOURSE_CHROMIUM=/path/to/chromium` names another one.
 """
 
 import json
@@ -76,13 +79,24 @@ def lab(tmp_path_factory):
         log.close()
 
 
+def _system_chromium() -> dict:
+    """Use a distribution's Chromium (e.g. Debian's `chromium` package) when playwright has none."""
+    exe = os.environ.get("FTCOURSE_CHROMIUM") or next(
+        (p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+    if not exe:
+        return {}
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--disable-quic"]
+    return {"executable_path": exe, "args": flags}
+
+
 def test_quiz_renders_and_checks_in_jupyterlab(lab):
     quiz = load_quiz("00")
     question = quiz.questions[0]
     right = next(i for i, o in enumerate(question.options) if o.correct)
     with sync_playwright() as p:
         try:
-            browser = p.chromium.launch()
+            browser = p.chromium.launch(**_system_chromium())
         except PlaywrightError as exc:
             pytest.skip(f"Chromium for playwright is missing ({str(exc).splitlines()[0]}); "
                         "run: python -m playwright install --with-deps chromium")
