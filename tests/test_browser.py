@@ -116,5 +116,7 @@ def test_quiz_renders_and_checks_in_jupyterlab(lab):
             feedback = page.locator(".quiz-feedback").first.inner_text()
             assert question.options[right].explain.split()[0] in feedback
             assert "1 of 1 right" in page.locator(".quiz-score").inner_text()
+            if os.environ.get("FTCOURSE_SCREENSHOT"):  # to look at the quiz: a PNG of the page
+                page.screenshot(path=os.environ["FTCOURSE_SCREENSHOT"], full_page=True)
         finally:
             browser.close()
