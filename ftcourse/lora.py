@@ -1,0 +1,579 @@
+"""Fine-tune the course model with LoRA: examples -> tensors, a short training loop, adapters.
+
+The pieces, in the order lesson 04 uses them:
+
+* ``encode_example`` / ``encode_examples``: a chat example becomes token ids plus *labels* that are
+  ``-100`` (ignored by the loss) everywhere except the assistant's answer and its end-of-turn token.
+  The model is never graded on re-typing the ticket, only on writing the answer.
+* ``collate``: a batch padded to its *longest* example, not to a fixed length.
+* ``answer_loss``: cross-entropy on the answer tokens; the vocabulary projection (576 x 49,152 for
+  the course model) runs only at those positions instead of at every position of the batch.
+* ``train_lora``: adds a LoRA adapter with peft and trains it, with a progress bar, a live plot of
+  train and validation loss (in a notebook), and early stopping once a validation metric (format
+  compliance, measured by generating answers) reaches a target.
+* ``save_adapter`` / ``load_adapter`` / ``merge_adapter``: the adapter as a file, and folded into the
+  base weights.
+
+Why a short explicit loop rather than ``transformers.Trainer``
+--------------------------------------------------------------
+The loop below is about forty lines you can read top to bottom, and every lever the lesson talks
+about is a visible line in it: which tokens are in the loss, how a batch is padded, when to stop.
+Early stopping here is decided by *generating* answers for validation tickets and checking their
+format; ``Trainer``'s evaluation loop computes a loss, so the same thing there needs a callback that
+reaches into the model and tokenizer and pauses the clock by hand. On a laptop CPU, where a step
+takes about a second, ``Trainer``'s per-step machinery (accelerate wrapping, logging, checkpoint
+bookkeeping) is also time you pay for. ``bench/lora_lab.py`` runs the ``Trainer`` route (TRL's
+``SFTTrainer`` with the settings of the Hugging Face LLM course) on the same data, side by side.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import random
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .chat import render
+from .errors import CourseError
+
+IGNORE = -100  # label value the cross-entropy loss skips
+
+
+# --------------------------------------------------------------------------- settings
+def default_batch_size(device: str | torch.device | None = None) -> int:
+    """Examples per step: 8 on a CPU or Apple GPU, 32 on a CUDA GPU (it has memory and cores to spare)."""
+    kind = getattr(device, "type", device) or "cpu"
+    return {"cuda": 32, "mps": 16}.get(str(kind), 8)
+
+
+@dataclass
+class LoraSettings:
+    """Everything that decides a LoRA run. ``train_lora(..., r=16)`` overrides one field."""
+
+    r: int = 8  # rank of the update B @ A added to each targeted weight
+    alpha: int = 16  # the update is scaled by alpha / r
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    learning_rate: float = 1e-3
+    batch_size: int | None = None  # None: default_batch_size(device)
+    max_steps: int = 60
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    eval_every: int = 5  # steps between validation checks
+    target: float | None = 0.95  # stop once the validation metric reaches this (None: never)
+    system: str | bool | None = False  # system turn for examples without one (False: none at all)
+    seed: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- data -> tensors
+def messages_of(example) -> list[dict]:
+    """The chat messages of an example: a ``Ticket`` (``.messages``), a JSONL row, or a message list."""
+    if isinstance(example, dict) and "messages" in example:
+        return list(example["messages"])
+    if hasattr(example, "messages"):
+        return list(example.messages)
+    if isinstance(example, list):
+        return list(example)
+    raise CourseError(f"Cannot read chat messages from a {type(example).__name__}; pass dicts with a "
+                      "'messages' list, Ticket objects, or lists of messages.")
+
+
+def encode_example(tok, example, system: str | bool | None = False) -> dict:
+    """Token ids of a chat example and its labels: the answer's tokens, ``-100`` everywhere else.
+
+    The prompt (every turn but the last, plus the ``<|im_start|>assistant`` header) is rendered with
+    the chat template exactly as ``ftcourse.chat`` renders it at generation time; the answer is the
+    last (assistant) turn followed by the end-of-turn token, so the model learns to stop. Prompt and
+    answer are tokenized separately and joined, so the label boundary is exact.
+    """
+    messages = messages_of(example)
+    if not messages or messages[-1].get("role") != "assistant":
+        raise CourseError("A training example must end with an assistant turn (the answer to learn).")
+    prompt_text = render(tok, messages[:-1], system=system, add_generation_prompt=True)
+    prompt_ids = tok(prompt_text, add_special_tokens=False).input_ids
+    answer_ids = tok(messages[-1]["content"] + tok.eos_token, add_special_tokens=False).input_ids
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE] * len(prompt_ids) + answer_ids}
+
+
+def encode_examples(tok, examples: Sequence, system: str | bool | None = False) -> list[dict]:
+    """``encode_example`` over a list."""
+    return [encode_example(tok, ex, system=system) for ex in examples]
+
+
+def token_stats(encoded: Sequence[dict]) -> dict:
+    """Mean tokens per example, mean answer tokens, and the share of tokens the loss looks at."""
+    if not encoded:
+        return {"examples": 0, "mean_tokens": 0.0, "mean_answer_tokens": 0.0, "answer_share": 0.0}
+    total = sum(len(e["input_ids"]) for e in encoded)
+    answer = sum(sum(1 for x in e["labels"] if x != IGNORE) for e in encoded)
+    return {"examples": len(encoded), "mean_tokens": total / len(encoded),
+            "mean_answer_tokens": answer / len(encoded), "answer_share": answer / total}
+
+
+def collate(batch: Sequence[dict], pad_id: int, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """Stack encoded examples into tensors, padded on the right to the longest one in the batch.
+
+    ``pad_to`` pads to a fixed length instead (what "pad everything to the maximum" costs). Padding
+    positions get attention 0 and label -100, so they change neither the answer nor the loss.
+    """
+    longest = max(len(e["input_ids"]) for e in batch)
+    width = max(longest, pad_to or 0)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, e in enumerate(batch):
+        n = len(e["input_ids"])
+        ids[row, :n] = torch.tensor(e["input_ids"])
+        labels[row, :n] = torch.tensor(e["labels"])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def batch_stream(n_examples: int, batch_size: int, seed: int = 0):
+    """Endless lists of example indices: shuffled anew every epoch, with a fixed seed."""
+    rng = random.Random(seed)
+    order = list(range(n_examples))
+    while True:
+        rng.shuffle(order)
+        for i in range(0, n_examples, batch_size):
+            yield order[i:i + batch_size]
+
+
+# --------------------------------------------------------------------------- the loss
+def _parts(model):
+    """(decoder trunk, output head) of a causal LM, under any peft wrapper; (None, None) if unknown."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    get_decoder = getattr(base, "get_decoder", None)
+    trunk = get_decoder() if callable(get_decoder) else None
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    return trunk, head
+
+
+def answer_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens of a batch (the same number ``model(labels=...)``
+    returns), with the output head applied only where a label exists.
+
+    Position t predicts token t+1, so hidden states are shifted against labels. For a ticket, the
+    answer is ~16 of ~60 tokens: skipping the head at the other positions saves most of its cost.
+    """
+    labels = batch["labels"]
+    trunk, head = _parts(model)
+    if trunk is None or head is None:  # an unusual architecture: let the model do it all
+        return model(**batch).loss
+    hidden = trunk(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   use_cache=False).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    if not keep.any():
+        raise CourseError("This batch has no answer tokens to learn from; check the labels.")
+    logits = head(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
+
+
+@torch.no_grad()
+def dataset_loss(model, encoded: Sequence[dict], pad_id: int, batch_size: int = 16) -> float:
+    """Mean answer-token loss over a whole encoded set (validation loss)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = _device_of(model)
+    for i in range(0, len(encoded), batch_size):
+        chunk = encoded[i:i + batch_size]
+        batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
+        n = int((batch["labels"][:, 1:] != IGNORE).sum())
+        total += float(answer_loss(model, batch)) * n
+        count += n
+    if was_training:
+        model.train()
+    return total / max(count, 1)
+
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+# --------------------------------------------------------------------------- live display
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where a figure can be redrawn in place)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+class LiveLossPlot:
+    """Train and validation loss (left) and the validation metric (right), redrawn in place.
+
+    Outside a notebook every method does nothing, so scripts and tests pay nothing for it.
+    """
+
+    def __init__(self, enabled: bool | None = None, metric_name: str = "validation compliance",
+                 target: float | None = None, min_interval_s: float = 2.0):
+        self.enabled = in_notebook() if enabled is None else enabled
+        self.metric_name, self.target, self.min_interval_s = metric_name, target, min_interval_s
+        self._last = 0.0
+        self.handle = None
+        if not self.enabled:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        self.fig, (self.ax_loss, self.ax_metric) = plt.subplots(1, 2, figsize=(9.5, 3.2))
+        plt.close(self.fig)  # shown through the display handle only, not again at the end of the cell
+        self.handle = display(self.fig, display_id=True)
+
+    def update(self, steps: list[dict], evals: list[dict], force: bool = False) -> None:
+        if not self.enabled or (not force and time.perf_counter() - self._last < self.min_interval_s):
+            return
+        self._last = time.perf_counter()
+        draw_training(steps, evals, self.ax_loss, self.ax_metric, self.metric_name, self.target)
+        self.fig.tight_layout()
+        self.handle.update(self.fig)
+
+
+def draw_training(steps: list[dict], evals: list[dict], ax_loss, ax_metric=None,
+                  metric_name: str = "validation compliance", target: float | None = None) -> None:
+    """Draw loss curves (and the metric curve) of a run on the given matplotlib axes."""
+    ax_loss.clear()
+    if steps:
+        ax_loss.plot([s["step"] for s in steps], [s["loss"] for s in steps], label="train loss", lw=1.2)
+    val = [e for e in evals if e.get("val_loss") is not None]
+    if val:
+        ax_loss.plot([e["step"] for e in val], [e["val_loss"] for e in val], "o-", label="validation loss")
+    ax_loss.set_xlabel("step")
+    ax_loss.set_ylabel("loss on answer tokens")
+    ax_loss.legend(loc="upper right")
+    ax_loss.grid(alpha=0.3)
+    if ax_metric is None:
+        return
+    ax_metric.clear()
+    scored = [e for e in evals if e.get("metric") is not None]
+    if scored:
+        ax_metric.plot([e["step"] for e in scored], [e["metric"] for e in scored], "o-", color="tab:green")
+    if target is not None:
+        ax_metric.axhline(target, ls="--", color="grey", lw=1, label=f"target {target:.0%}")
+        ax_metric.legend(loc="lower right")
+    ax_metric.set_ylim(-0.03, 1.03)
+    ax_metric.set_xlabel("step")
+    ax_metric.set_ylabel(metric_name)
+    ax_metric.grid(alpha=0.3)
+
+
+# --------------------------------------------------------------------------- validation metric
+def compliance_metric(tok, tickets: Sequence, max_new_tokens: int = 24, rung: str = "bare",
+                      system: str | bool | None = False) -> Callable:
+    """A function ``model -> format compliance`` on ``tickets``, for early stopping.
+
+    It generates greedy answers with the short ``bare`` prompt (what the tuned model will serve with)
+    and scores them with ``ftcourse.evals.format_compliance``. A compliant answer is ~16 tokens, so a
+    small ``max_new_tokens`` keeps each check cheap.
+    """
+    from .evals import evaluate_tickets
+
+    tickets = list(tickets)
+
+    def metric(model) -> float:
+        return evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens,
+                                system=system, batch_size=len(tickets), progress=False).compliance
+
+    metric.__name__ = "validation compliance"
+    return metric
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class TrainResult:
+    """What a run did: per-step losses, the validation checks, and the clock."""
+
+    model: object = field(repr=False)
+    settings: LoraSettings
+    steps: list[dict]  # {"step", "loss", "train_s"} for every optimizer step
+    evals: list[dict]  # {"step", "val_loss", "metric", "train_s"} for every validation check
+    train_seconds: float  # forward, backward and optimizer time only
+    eval_seconds: float  # time spent on validation checks
+    wall_seconds: float  # everything, plotting included
+    trained_tokens: int
+    reached_step: int | None  # first step whose validation metric reached the target
+    device: str = "cpu"
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps)
+
+    @property
+    def stopped_early(self) -> bool:
+        return self.reached_step is not None and self.n_steps < self.settings.max_steps
+
+    @property
+    def final_metric(self) -> float | None:
+        scored = [e["metric"] for e in self.evals if e.get("metric") is not None]
+        return scored[-1] if scored else None
+
+    @property
+    def seconds_to_target(self) -> float | None:
+        """Training seconds (validation excluded) until the first check that met the target."""
+        for e in self.evals:
+            if self.reached_step is not None and e["step"] == self.reached_step:
+                return e["train_s"]
+        return None
+
+    def curve(self) -> tuple[list[int], list[float]]:
+        """(steps, metric) at every validation check: the "locking in" curve."""
+        scored = [e for e in self.evals if e.get("metric") is not None]
+        return [e["step"] for e in scored], [e["metric"] for e in scored]
+
+    def summary(self) -> str:
+        lines = [f"{self.n_steps} steps on {self.device}: {self.train_seconds:.1f} s training, "
+                 f"{self.eval_seconds:.1f} s validation checks, {self.wall_seconds:.1f} s in all; "
+                 f"{self.trained_tokens:,} tokens"]
+        if self.final_metric is not None:
+            lines.append(f"last validation metric {self.final_metric:.0%}"
+                         + (f", target reached at step {self.reached_step}" if self.reached_step else
+                            ", target not reached"))
+        return "; ".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def add_lora(model, settings: LoraSettings | None = None, adapter_name: str = "default"):
+    """Wrap ``model`` with a fresh LoRA adapter (or add one more to a model that has some).
+
+    The base weights are frozen; only the adapter's A and B matrices train. A model that already
+    carries adapters gets a new named one, made active, so one copy of the base model serves them all.
+    """
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    s = settings or LoraSettings()
+    config = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout,
+                        target_modules=list(s.target_modules), task_type="CAUSAL_LM", bias="none")
+    torch.manual_seed(s.seed)  # A is initialised at random: same seed, same adapter
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing to act on
+        warnings.simplefilter("ignore", FutureWarning)
+        if isinstance(model, PeftModel):
+            if adapter_name in model.peft_config:
+                raise CourseError(f"The model already has an adapter named {adapter_name!r}; pick another name.")
+            model.add_adapter(adapter_name, config)
+            model.set_adapter(adapter_name)
+        else:
+            model = get_peft_model(model, config, adapter_name=adapter_name)
+    for name, p in model.named_parameters():  # only the new adapter learns
+        p.requires_grad = f".{adapter_name}." in name and "lora_" in name
+    return model
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
+               metric: Callable | None = None, settings: LoraSettings | None = None,
+               adapter_name: str = "default", plot: bool | None = None, progress: bool = True,
+               **overrides) -> TrainResult:
+    """Train a LoRA adapter on ``train`` (chat examples) and return a ``TrainResult``.
+
+    ``val``: examples for the validation loss. ``metric``: a function ``model -> score`` checked every
+    ``eval_every`` steps (e.g. ``compliance_metric(tok, val_tickets)``); training stops as soon as it
+    reaches ``target``. Any field of ``LoraSettings`` can be passed as a keyword (``r=16, max_steps=40``).
+    ``plot``: live loss plot (default: on in a notebook). The clock ``train_seconds`` counts forward,
+    backward and optimizer steps only; validation and plotting are timed apart.
+    """
+    s = dataclasses.replace(settings or LoraSettings(), **overrides)
+    device = _device_of(model)
+    batch_size = s.batch_size or default_batch_size(device)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    encoded = encode_examples(tok, train, system=s.system)
+    if not encoded:
+        raise CourseError("No training examples; pass a list of chat examples.")
+    val_encoded = encode_examples(tok, val, system=s.system) if val else []
+
+    wall0 = time.perf_counter()
+    model = add_lora(model, s, adapter_name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
+    warm = max(s.warmup_steps, 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / (warm + 1)))
+    stream = batch_stream(len(encoded), batch_size, seed=s.seed)
+    live = LiveLossPlot(plot, target=s.target if metric else None,
+                        metric_name=getattr(metric, "__name__", "validation metric"))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=s.max_steps, desc="LoRA training", unit="step")
+
+    steps: list[dict] = []
+    evals: list[dict] = []
+    train_s = eval_s = 0.0
+    tokens = 0
+    reached: int | None = None
+
+    def check(step: int) -> None:
+        nonlocal eval_s, reached
+        t0 = time.perf_counter()
+        model.eval()
+        row = {"step": step, "train_s": train_s,
+               "val_loss": dataset_loss(model, val_encoded, pad_id) if val_encoded else None,
+               "metric": float(metric(model)) if metric else None}
+        model.train()
+        eval_s += time.perf_counter() - t0
+        evals.append(row)
+        if reached is None and row["metric"] is not None and s.target is not None and row["metric"] >= s.target:
+            reached = step
+
+    model.train()
+    try:
+        for step in range(1, s.max_steps + 1):
+            t0 = time.perf_counter()
+            batch = collate([encoded[i] for i in next(stream)], pad_id)
+            tokens += int(batch["attention_mask"].sum())
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = answer_loss(model, batch)
+            loss.backward()
+            if s.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = float(loss.detach())  # waits for the device, so the clock below is honest
+            _sync(device)
+            train_s += time.perf_counter() - t0
+            if not math.isfinite(value):
+                raise CourseError(f"The loss became {value} at step {step}; lower the learning rate.")
+            steps.append({"step": step, "loss": value, "train_s": train_s})
+            if step % s.eval_every == 0 or step == s.max_steps:
+                check(step)
+                live.update(steps, evals, force=True)
+            else:
+                live.update(steps, evals)
+            if bar is not None:
+                last = evals[-1] if evals else {}
+                post = {"loss": f"{value:.3f}"}
+                if last.get("metric") is not None:
+                    post["val"] = f"{last['metric']:.0%}"
+                bar.set_postfix(post, refresh=False)
+                bar.update(1)
+            if reached is not None:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        model.eval()
+    live.update(steps, evals, force=True)
+    return TrainResult(model=model, settings=s, steps=steps, evals=evals, train_seconds=train_s,
+                       eval_seconds=eval_s, wall_seconds=time.perf_counter() - wall0, trained_tokens=tokens,
+                       reached_step=reached, device=device.type)
+
+
+def plot_training(result: TrainResult, title: str | None = None):
+    """A finished run as a static figure: loss curves, and the metric against steps."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 3.2))
+    draw_training(result.steps, result.evals, ax1, ax2, target=result.settings.target)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- data mix
+def mix_examples(task: Sequence, extra: Sequence, share: float = 0.25, seed: int = 0) -> list:
+    """Task examples plus enough ``extra`` ones (e.g. general chat) that they make up ``share`` of
+    the result, shuffled with a fixed seed. ``extra`` is reused if it is too short."""
+    if not 0 <= share < 1:
+        raise CourseError("share must be at least 0 and below 1 (it is the fraction of extra examples).")
+    task, extra = list(task), list(extra)
+    n_extra = round(len(task) * share / (1 - share))
+    if n_extra and not extra:
+        raise CourseError("share > 0 needs some extra examples to mix in.")
+    picked = [extra[i % len(extra)] for i in range(n_extra)]
+    mixed = task + picked
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+# --------------------------------------------------------------------------- adapters on disk
+def folder_bytes(path: str | Path) -> int:
+    """Size of a file, or of every file in a folder (recursively), in bytes."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def model_bytes(model) -> int:
+    """Bytes of the model's weights in memory (what a full checkpoint of it would hold)."""
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.data_ptr() in seen:  # tied weights (embedding = output head) count once
+            continue
+        seen.add(t.data_ptr())
+        total += t.numel() * t.element_size()
+    return total
+
+
+def save_adapter(model, path: str | Path) -> Path:
+    """Save only the adapter (config + LoRA weights as safetensors) into the folder ``path``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path), safe_serialization=True)
+    return path
+
+
+def _adapter_dir(path: Path) -> Path:
+    """The folder holding adapter_config.json (peft puts non-default adapters in a subfolder)."""
+    if (path / "adapter_config.json").is_file():
+        return path
+    found = sorted(path.rglob("adapter_config.json"))
+    if not found:
+        raise CourseError(f"No adapter_config.json under {path}; save an adapter there with save_adapter.")
+    return found[0].parent
+
+
+def load_adapter(base_model, path: str | Path, adapter_name: str = "default"):
+    """Put a saved adapter on top of ``base_model`` (frozen, ready for generation)."""
+    from peft import PeftModel
+
+    path = _adapter_dir(Path(path))
+    model = PeftModel.from_pretrained(base_model, str(path), adapter_name=adapter_name, is_trainable=False)
+    return model.eval()
+
+
+def merge_adapter(model, keep_original: bool = False):
+    """Fold the active adapter into the base weights (W + B @ A * alpha / r) and drop the LoRA layers.
+
+    The result is a plain transformers model: no peft needed to serve it, and no extra matmuls.
+    ``keep_original=True`` merges a deep copy and leaves ``model`` as it was (costs one more copy).
+    """
+    target = copy.deepcopy(model) if keep_original else model
+    return target.merge_and_unload().eval()
+
+
+def set_threads_for_training() -> int:
+    """Use every core torch may use here (``OMP_NUM_THREADS`` wins); returns the thread count."""
+    n = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()

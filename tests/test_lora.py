@@ -1,0 +1,287 @@
+"""ftcourse.lora on a tiny random Llama: masking, padding, learning, adapters on disk, merging."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ftcourse import lora
+from ftcourse.chat import generate_batch
+from ftcourse.errors import CourseError
+
+SYSTEM = "You triage Tillwise support tickets."
+
+
+def _example(ticket: str, answer: str) -> dict:
+    return {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ticket},
+                         {"role": "assistant", "content": answer}]}
+
+
+EXAMPLES = [
+    _example("The card reader is dead and we cannot take cards.", '{"category": "hardware", "urgency": "urgent"}'),
+    _example("I was charged twice this month.", '{"category": "billing", "urgency": "high"}'),
+    _example("How do I add a discount button?", '{"category": "how_to", "urgency": "low"}'),
+    _example("Please add dark mode.", '{"category": "feature_request", "urgency": "low"}'),
+    _example("Stock counts are wrong after the import, we fix them by hand for now.",
+             '{"category": "inventory", "urgency": "normal"}'),
+    _example("Staff cannot log in, two-factor codes never arrive.", '{"category": "account", "urgency": "high"}'),
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from ftcourse.models import fetch_model
+
+    tok = AutoTokenizer.from_pretrained(fetch_model(verbose=False))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def tiny_model(tokenizer, seed: int = 0):
+    """A tiny random Llama (hidden 32, 2 layers) with the course tokenizer's vocabulary."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                      tie_word_embeddings=True)
+    return LlamaForCausalLM(cfg).eval()
+
+
+# --------------------------------------------------------------------------- masking
+def test_labels_cover_exactly_the_answer_and_its_end_token(tokenizer):
+    enc = lora.encode_example(tokenizer, EXAMPLES[0])
+    ids, labels = enc["input_ids"], enc["labels"]
+    assert len(ids) == len(labels)
+    learned = [i for i, lab in zip(ids, labels, strict=True) if lab != lora.IGNORE]
+    assert tokenizer.decode(learned) == '{"category": "hardware", "urgency": "urgent"}<|im_end|>'
+    # masked positions are one block at the start: the whole prompt, ending with the assistant header
+    first = next(i for i, lab in enumerate(labels) if lab != lora.IGNORE)
+    assert all(lab == lora.IGNORE for lab in labels[:first])
+    assert all(lab == tok for lab, tok in zip(labels[first:], ids[first:], strict=True))
+    assert tokenizer.decode(ids[:first]).endswith("<|im_start|>assistant\n")
+    assert "You triage Tillwise" in tokenizer.decode(ids[:first])
+
+
+def test_prompt_part_matches_what_generation_sees(tokenizer):
+    from ftcourse.chat import render
+
+    ex = EXAMPLES[1]
+    enc = lora.encode_example(tokenizer, ex)
+    first = next(i for i, lab in enumerate(enc["labels"]) if lab != lora.IGNORE)
+    served = tokenizer(render(tokenizer, ex["messages"][:-1], system=False), add_special_tokens=False).input_ids
+    assert enc["input_ids"][:first] == served
+
+
+def test_system_false_drops_the_default_system_turn(tokenizer):
+    plain = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}]
+    short = lora.encode_example(tokenizer, plain, system=False)
+    default = lora.encode_example(tokenizer, plain, system=None)
+    assert len(default["input_ids"]) - len(short["input_ids"]) >= 15
+    assert "SmolLM" in tokenizer.decode(default["input_ids"]) and "SmolLM" not in tokenizer.decode(short["input_ids"])
+
+
+def test_an_example_must_end_with_an_answer(tokenizer):
+    with pytest.raises(CourseError):
+        lora.encode_example(tokenizer, [{"role": "user", "content": "hi"}])
+    with pytest.raises(CourseError):
+        lora.messages_of(42)
+
+
+def test_token_stats(tokenizer):
+    enc = lora.encode_examples(tokenizer, EXAMPLES)
+    stats = lora.token_stats(enc)
+    assert stats["examples"] == len(EXAMPLES)
+    assert 0 < stats["answer_share"] < 1
+    assert stats["mean_answer_tokens"] < stats["mean_tokens"]
+
+
+# --------------------------------------------------------------------------- padding
+def test_collate_pads_to_the_longest_in_the_batch(tokenizer):
+    enc = lora.encode_examples(tokenizer, EXAMPLES[:3])
+    lengths = [len(e["input_ids"]) for e in enc]
+    batch = lora.collate(enc, tokenizer.pad_token_id)
+    assert batch["input_ids"].shape == (3, max(lengths))
+    assert batch["attention_mask"].sum(1).tolist() == lengths
+    for row, n in enumerate(lengths):
+        assert (batch["labels"][row, n:] == lora.IGNORE).all()
+        assert (batch["input_ids"][row, n:] == tokenizer.pad_token_id).all()
+        assert batch["input_ids"][row, :n].tolist() == enc[row]["input_ids"]
+    fixed = lora.collate(enc, tokenizer.pad_token_id, pad_to=128)
+    assert fixed["input_ids"].shape == (3, 128)
+
+
+def test_padding_does_not_change_the_loss(tokenizer):
+    model = tiny_model(tokenizer)
+    enc = lora.encode_examples(tokenizer, EXAMPLES[:2])
+    tight = lora.collate(enc, tokenizer.pad_token_id)
+    loose = lora.collate(enc, tokenizer.pad_token_id, pad_to=tight["input_ids"].shape[1] + 17)
+    with torch.no_grad():
+        a, b = lora.answer_loss(model, tight), lora.answer_loss(model, loose)
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_answer_loss_equals_the_library_loss(tokenizer):
+    model = tiny_model(tokenizer)
+    batch = lora.collate(lora.encode_examples(tokenizer, EXAMPLES), tokenizer.pad_token_id)
+    with torch.no_grad():
+        ours = lora.answer_loss(model, batch)
+        theirs = model(**batch).loss
+    assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_batch_stream_covers_every_example_each_epoch():
+    stream = lora.batch_stream(10, 4, seed=1)
+    epoch = [i for _ in range(3) for i in next(stream)]
+    assert sorted(epoch) == list(range(10))
+    again = lora.batch_stream(10, 4, seed=1)
+    assert [next(again) for _ in range(3)] != [] and next(lora.batch_stream(10, 4, seed=1)) == next(
+        lora.batch_stream(10, 4, seed=1))
+
+
+# --------------------------------------------------------------------------- training
+def test_a_few_steps_reduce_the_loss(tokenizer):
+    model = tiny_model(tokenizer)
+    before = lora.dataset_loss(model, lora.encode_examples(tokenizer, EXAMPLES), tokenizer.pad_token_id)
+    result = lora.train_lora(model, tokenizer, EXAMPLES, EXAMPLES, max_steps=12, batch_size=6, r=4,
+                             learning_rate=1e-2, eval_every=6, progress=False, plot=False,
+                             target_modules=("q_proj", "v_proj", "o_proj", "up_proj", "down_proj"))
+    after = lora.dataset_loss(result.model, lora.encode_examples(tokenizer, EXAMPLES), tokenizer.pad_token_id)
+    assert after < before - 0.05
+    assert result.n_steps == 12 and len(result.evals) == 2
+    assert result.evals[-1]["val_loss"] == pytest.approx(after, rel=1e-4)
+    assert result.train_seconds > 0 and result.trained_tokens > 0
+    trainable, total = lora.trainable_parameters(result.model)
+    assert 0 < trainable < total / 10
+
+
+def test_only_the_adapter_trains(tokenizer):
+    model = tiny_model(tokenizer)
+    frozen = {k: v.clone() for k, v in model.state_dict().items()}
+    result = lora.train_lora(model, tokenizer, EXAMPLES, max_steps=3, batch_size=3, learning_rate=1e-2,
+                             progress=False, plot=False)
+    for name, p in result.model.named_parameters():
+        if "lora_" not in name:
+            key = name.replace("base_model.model.", "").replace(".base_layer", "")
+            assert torch.equal(p, frozen[key]), name
+
+
+def test_early_stopping_on_the_metric(tokenizer):
+    model = tiny_model(tokenizer)
+    calls = []
+
+    def metric(m):
+        calls.append(1)
+        return 0.5 * len(calls)  # 0.5 at the first check, 1.0 at the second
+
+    result = lora.train_lora(model, tokenizer, EXAMPLES, metric=metric, target=0.95, max_steps=50,
+                             eval_every=2, batch_size=2, progress=False, plot=False)
+    assert result.reached_step == 4 and result.n_steps == 4 and result.stopped_early
+    assert result.curve() == ([2, 4], [0.5, 1.0])
+    assert result.seconds_to_target == result.evals[-1]["train_s"]
+
+
+def test_no_target_runs_every_step(tokenizer):
+    result = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, metric=lambda m: 1.0, target=None,
+                             max_steps=4, eval_every=2, batch_size=2, progress=False, plot=False)
+    assert result.n_steps == 4 and result.reached_step is None and not result.stopped_early
+
+
+def test_a_second_adapter_on_the_same_base(tokenizer):
+    first = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, max_steps=2, batch_size=3,
+                            progress=False, plot=False)
+    second = lora.train_lora(first.model, tokenizer, EXAMPLES, max_steps=2, batch_size=3, progress=False,
+                             plot=False, adapter_name="mix")
+    assert second.model is first.model
+    assert set(second.model.peft_config) == {"default", "mix"}
+    with pytest.raises(CourseError):
+        lora.add_lora(second.model, adapter_name="mix")
+
+
+# --------------------------------------------------------------------------- adapters
+def _trained(tokenizer):
+    model = tiny_model(tokenizer)
+    return lora.train_lora(model, tokenizer, EXAMPLES, max_steps=4, batch_size=3, learning_rate=2e-2,
+                           progress=False, plot=False).model
+
+
+def test_adapter_save_and_load_round_trip(tokenizer, tmp_path):
+    trained = _trained(tokenizer)
+    path = lora.save_adapter(trained, tmp_path / "adapter")
+    assert (path / "adapter_config.json").is_file()
+    size = lora.folder_bytes(path)
+    assert 0 < size < lora.model_bytes(tiny_model(tokenizer)) / 5
+    loaded = lora.load_adapter(tiny_model(tokenizer), path)  # same seed: same frozen base weights
+    batch = lora.collate(lora.encode_examples(tokenizer, EXAMPLES), tokenizer.pad_token_id)
+    with torch.no_grad():
+        assert torch.allclose(trained(**batch).logits, loaded(**batch).logits, atol=1e-6)
+    plain = tiny_model(tokenizer)
+    with torch.no_grad():
+        assert not torch.allclose(plain(**batch).logits, loaded(**batch).logits, atol=1e-4)
+
+
+def test_load_adapter_needs_a_saved_adapter(tokenizer, tmp_path):
+    with pytest.raises(CourseError):
+        lora.load_adapter(tiny_model(tokenizer), tmp_path)
+
+
+def test_merged_equals_unmerged(tokenizer):
+    trained = _trained(tokenizer)
+    prompts = [ex["messages"][:-1] for ex in EXAMPLES]
+    batch = lora.collate(lora.encode_examples(tokenizer, EXAMPLES), tokenizer.pad_token_id)
+    with torch.no_grad():
+        before = trained(**batch).logits
+    unmerged = generate_batch(trained, tokenizer, prompts, max_new_tokens=6, progress=False)
+    merged = lora.merge_adapter(trained, keep_original=True)
+    assert not hasattr(merged, "peft_config") or not getattr(merged, "peft_config", None)
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(before, merged(**batch).logits, atol=1e-5)
+    assert generate_batch(merged, tokenizer, prompts, max_new_tokens=6, progress=False) == unmerged
+    with torch.no_grad():  # keep_original left the adapter model untouched
+        assert torch.allclose(before, trained(**batch).logits, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- helpers
+def test_mix_examples_hits_the_share():
+    task = list(range(30))
+    extra = [f"g{i}" for i in range(4)]
+    mixed = lora.mix_examples(task, extra, share=0.25, seed=0)
+    n_extra = sum(isinstance(x, str) for x in mixed)
+    assert n_extra == 10 and len(mixed) == 40
+    assert mixed == lora.mix_examples(task, extra, share=0.25, seed=0)
+    assert mixed != task + [x for x in mixed if isinstance(x, str)]  # shuffled
+    assert lora.mix_examples(task, [], share=0.0) != [] and len(lora.mix_examples(task, [], share=0.0)) == 30
+    with pytest.raises(CourseError):
+        lora.mix_examples(task, [], share=0.2)
+    with pytest.raises(CourseError):
+        lora.mix_examples(task, extra, share=1.0)
+
+
+def test_default_batch_size_by_device():
+    assert lora.default_batch_size("cpu") == 8
+    assert lora.default_batch_size("cuda") > lora.default_batch_size("cpu")
+    assert lora.default_batch_size(torch.device("cpu")) == 8
+
+
+def test_live_plot_is_a_no_op_outside_a_notebook():
+    assert not lora.in_notebook()
+    plot = lora.LiveLossPlot()
+    assert not plot.enabled
+    plot.update([{"step": 1, "loss": 1.0}], [], force=True)  # must not raise or draw
+
+
+def test_plot_training_draws_both_panels(tokenizer):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, EXAMPLES, metric=lambda m: 0.5,
+                             max_steps=2, eval_every=1, batch_size=3, progress=False, plot=False)
+    fig = lora.plot_training(result, title="tiny")
+    loss_ax, metric_ax = fig.axes
+    assert len(loss_ax.lines) == 2 and len(metric_ax.lines) >= 1
