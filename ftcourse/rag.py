@@ -135,14 +135,19 @@ class _Retriever:
     def _scores(self, query: str) -> list[float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def search(self, query: str, k: int = 3) -> list[tuple[Note, float]]:
-        """The ``k`` best notes for ``query`` as ``(note, score)``, best first."""
+    def search(self, query: str, k: int = 3, min_score: float | None = None) -> list[tuple[Note, float]]:
+        """The ``k`` best notes for ``query`` as ``(note, score)``, best first.
+
+        ``min_score`` drops weak matches, so a question the notes cannot answer gets no note at all
+        (and the model can say it does not know) instead of the least bad one.
+        """
         self._refresh()
         if not self._notes:
             return []
         scores = self._scores(query)
         order = sorted(range(len(self._notes)), key=lambda i: (-scores[i], i))
-        return [(self._notes[i], float(scores[i])) for i in order[:k]]
+        hits = [(self._notes[i], float(scores[i])) for i in order[:k]]
+        return [h for h in hits if min_score is None or h[1] >= min_score]
 
 
 _STOPWORDS = set("""a an and are as at be by can do does for from how i if in is it its me my of on or our

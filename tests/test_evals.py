@@ -218,3 +218,15 @@ def test_evaluate_facts_grades_per_kind(monkeypatch):
                                context_fn=lambda q: [{"role": "system", "content": "notes"},
                                                      {"role": "user", "content": q}])
     assert seen["prompts"][0][0]["content"] == "notes" and ctx.correct == report.correct
+
+
+@pytest.mark.model
+def test_real_model_ladder_examples_fix_the_format(course_model):
+    """The base model ignores the format when only told about it, but copies it from examples."""
+    model, tok = course_model
+    tickets = load_tickets("val")[:6]
+    bare = evals.evaluate_tickets(model, tok, tickets, rung="bare", progress=False)
+    few = evals.evaluate_tickets(model, tok, tickets, rung="few_shot", progress=False)
+    assert bare.compliance <= 0.2
+    assert few.compliance >= 0.5 > bare.compliance
+    assert few.prompt_tokens > 5 * bare.prompt_tokens

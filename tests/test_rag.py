@@ -101,6 +101,15 @@ def test_embedding_cache_reembeds_only_changed_notes():
     assert retriever.encoded == first + 2  # the changed note and the query, nothing else
 
 
+def test_min_score_drops_weak_matches():
+    store = DocumentStore.from_facts(load_facts(1))
+    retriever = KeywordRetriever(store)
+    best = retriever.search("How much does the Tillwise Pro plan cost?", k=3)
+    kept = retriever.search("How much does the Tillwise Pro plan cost?", k=3, min_score=best[0][1])
+    assert [n.id for n, _ in kept] == ["price_pro"]
+    assert retriever.search("zebra giraffe", k=3, min_score=0.01) == []
+
+
 def test_empty_store_returns_nothing():
     assert KeywordRetriever(DocumentStore()).search("anything") == []
 
