@@ -69,6 +69,7 @@ class LoraSettings:
     max_grad_norm: float = 1.0
     eval_every: int = 5  # steps between validation checks
     target: float | None = 0.95  # stop once the validation metric reaches this (None: never)
+    max_seconds: float | None = None  # also stop once training time passes this
     system: str | bool | None = False  # system turn for examples without one (False: none at all)
     seed: int = 0
 
@@ -475,7 +476,7 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
                     post["val"] = f"{last['metric']:.0%}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-            if reached is not None:
+            if reached is not None or (s.max_seconds is not None and train_s >= s.max_seconds):
                 break
     finally:
         if bar is not None:
