@@ -77,10 +77,17 @@ def _is_ticket_json(answer: str) -> bool:
     return check_ticket_format(answer).ok
 
 
+_NO_ACCESS = re.compile(r"\b(can ?not|can't|unable to|not able to|(do not|don't) have( the)?( ability to)?)"
+                        r" (access|see|check|look up|view|confirm)", re.I)
+_CLAIMS_STATUS = re.compile(r"\b(has|have|was|were|is) (been |already |now )?(sent|paid|processed|arrived|reached|"
+                            r"delayed|on its way)\b|\b(processing|in the process of)\b|\byes\b", re.I)
+
+
 def _admits_it_cannot_see(answer: str) -> bool:
+    """Right only if it says it cannot see the payout and does not make up a status anyway."""
     from .evals import abstains
 
-    return abstains(answer) or bool(re.search(r"\b(can ?not|can't|unable to|don't have access)\b", answer, re.I))
+    return (abstains(answer) or bool(_NO_ACCESS.search(answer))) and not _CLAIMS_STATUS.search(answer)
 
 
 def _ticket_prompt(text: str) -> list:
@@ -186,7 +193,7 @@ class CaseResult:
         return bool(self.case.is_right(self.answer))
 
 
-def run_failure_cases(model, tok, cases=None, max_new_tokens: int = 40) -> list[CaseResult]:
+def run_failure_cases(model, tok, cases=None, max_new_tokens: int = 32) -> list[CaseResult]:
     """Send every case to the model (one greedy batch) and keep the answers."""
     from .chat import generate_batch
 

@@ -37,6 +37,10 @@ def test_case_checks_tell_right_from_wrong_answers():
     assert not by_id["vague_printer"].is_right("Try turning the printer off and on.")
     assert by_id["payout_arrived"].is_right("I can't see your payouts; please check with Tillwise support.")
     assert not by_id["payout_arrived"].is_right("Yes, it reached your bank yesterday.")
+    assert by_id["payout_arrived"].is_right("I don't have access to your payouts, so I cannot check that.")
+    assert not by_id["payout_arrived"].is_right(
+        "We're currently in the process of processing your payout, but we're unable to confirm the exact amount.")
+    assert not by_id["payout_arrived"].is_right("I can't see it, but it was sent yesterday.")
     assert not by_id["battery_urgency"].is_right('{"category": "hardware", "urgency": "normal"}')
 
 
