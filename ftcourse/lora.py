@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import random
 import time
 import warnings
@@ -68,6 +67,7 @@ class LoraSettings:
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
     eval_every: int = 5  # steps between validation checks
+    check_at_start: bool = False  # also check before the first step (the curve then starts at the base model)
     target: float | None = 0.95  # stop once the validation metric reaches this (None: never)
     max_seconds: float | None = None  # also stop once training time passes this
     system: str | bool | None = False  # system turn for examples without one (False: none at all)
@@ -441,9 +441,13 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
         model.train()
         eval_s += time.perf_counter() - t0
         evals.append(row)
-        if reached is None and row["metric"] is not None and s.target is not None and row["metric"] >= s.target:
+        if (reached is None and step > 0 and row["metric"] is not None and s.target is not None
+                and row["metric"] >= s.target):
             reached = step
 
+    if s.check_at_start and (metric or val_encoded):
+        check(0)
+        live.update(steps, evals, force=True)
     model.train()
     try:
         for step in range(1, s.max_steps + 1):
@@ -537,29 +541,42 @@ def model_bytes(model) -> int:
 
 
 def save_adapter(model, path: str | Path) -> Path:
-    """Save only the adapter (config + LoRA weights as safetensors) into the folder ``path``."""
+    """Save only the active adapter (its config and LoRA weights, as safetensors) into ``path``.
+
+    Returns the folder that holds ``adapter_config.json``.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(path), safe_serialization=True)
-    return path
+    active = getattr(model, "active_adapter", None)
+    kwargs = {"selected_adapters": [active]} if isinstance(active, str) else {}
+    model.save_pretrained(str(path), safe_serialization=True, **kwargs)
+    return _adapter_dir(path)
 
 
 def _adapter_dir(path: Path) -> Path:
     """The folder holding adapter_config.json (peft puts non-default adapters in a subfolder)."""
     if (path / "adapter_config.json").is_file():
         return path
-    found = sorted(path.rglob("adapter_config.json"))
+    found = sorted(path.rglob("adapter_config.json")) if path.is_dir() else []
     if not found:
         raise CourseError(f"No adapter_config.json under {path}; save an adapter there with save_adapter.")
     return found[0].parent
 
 
-def load_adapter(base_model, path: str | Path, adapter_name: str = "default"):
-    """Put a saved adapter on top of ``base_model`` (frozen, ready for generation)."""
+def load_adapter(model, path: str | Path, adapter_name: str = "default"):
+    """Put a saved adapter on ``model`` and make it the active one, ready for generation.
+
+    ``model`` is either the plain base model (it gets wrapped) or a model that already carries
+    adapters (the saved one is added next to them, under ``adapter_name``).
+    """
     from peft import PeftModel
 
     path = _adapter_dir(Path(path))
-    model = PeftModel.from_pretrained(base_model, str(path), adapter_name=adapter_name, is_trainable=False)
+    if isinstance(model, PeftModel):
+        model.load_adapter(str(path), adapter_name=adapter_name, is_trainable=False)
+        model.set_adapter(adapter_name)
+    else:
+        model = PeftModel.from_pretrained(model, str(path), adapter_name=adapter_name, is_trainable=False)
     return model.eval()
 
 
@@ -567,14 +584,157 @@ def merge_adapter(model, keep_original: bool = False):
     """Fold the active adapter into the base weights (W + B @ A * alpha / r) and drop the LoRA layers.
 
     The result is a plain transformers model: no peft needed to serve it, and no extra matmuls.
-    ``keep_original=True`` merges a deep copy and leaves ``model`` as it was (costs one more copy).
+    ``keep_original=True`` merges a deep copy and leaves ``model`` as it was (costs one more copy;
+    to compare merged and unmerged outputs without a copy, use peft's ``model.merge_adapter()`` and
+    ``model.unmerge_adapter()``).
     """
     target = copy.deepcopy(model) if keep_original else model
     return target.merge_and_unload().eval()
 
 
-def set_threads_for_training() -> int:
-    """Use every core torch may use here (``OMP_NUM_THREADS`` wins); returns the thread count."""
-    n = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
-    torch.set_num_threads(max(1, n))
-    return torch.get_num_threads()
+# --------------------------------------------------------------------------- measurements for the lab
+def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Sequence[float] = (0.0, 0.7, 1.0),
+                              seeds: Sequence[int] = (0, 1), rung: str = "bare", max_new_tokens: int = 24,
+                              system: str | bool | None = False, label: str | None = None) -> list[dict]:
+    """Format compliance and accuracy at each temperature, once per sampling seed (greedy runs once).
+
+    One row per run: ``{"setup", "temperature", "seed", "compliance", "accuracy"}``.
+    """
+    from .evals import evaluate_tickets
+
+    rows = []
+    for temperature in temperatures:
+        for seed in (seeds if temperature > 0 else seeds[:1]):
+            r = evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens,
+                                 temperature=temperature, seed=seed, system=system, progress=False)
+            rows.append({"setup": label or rung, "temperature": temperature, "seed": seed,
+                         "compliance": r.compliance, "accuracy": r.accuracy})
+    return rows
+
+
+def by_temperature(rows: Sequence[dict], key: str = "compliance") -> dict[float, dict]:
+    """``{temperature: {"mean", "min", "max", "runs"}}`` of one setup's rows."""
+    out: dict[float, dict] = {}
+    for t in dict.fromkeys(r["temperature"] for r in rows):
+        vals = [r[key] for r in rows if r["temperature"] == t]
+        out[t] = {"mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals), "runs": len(vals)}
+    return out
+
+
+def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], key: str = "compliance"):
+    """Mean metric against temperature for each setup; the bars span the sampling seeds."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    for name, rows in sweeps.items():
+        summary = by_temperature(rows, key)
+        ts = list(summary)
+        means = [summary[t]["mean"] for t in ts]
+        err = [[m - summary[t]["min"] for t, m in zip(ts, means, strict=True)],
+               [summary[t]["max"] - m for t, m in zip(ts, means, strict=True)]]
+        ax.errorbar(ts, means, yerr=err, marker="o", capsize=4, label=name)
+    ax.set_xlabel("sampling temperature")
+    ax.set_ylabel(f"format {key}" if key == "compliance" else key)
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class LeakReport:
+    """How often answers to general (non-ticket) prompts came out as ticket JSON."""
+
+    rate: float
+    outputs: list[str] = field(repr=False)
+    leaked: list[int] = field(repr=False)  # indexes of the prompts that leaked
+
+    def __str__(self) -> str:
+        return f"{len(self.leaked)}/{len(self.outputs)} general prompts answered as ticket JSON ({self.rate:.0%})"
+
+
+def ticket_format_leak(model, tok, prompts: Sequence, max_new_tokens: int = 32,
+                       system: str | bool | None = False) -> LeakReport:
+    """Answer general prompts (chat examples, message lists or strings) and count the ticket-format
+    answers with ``ftcourse.evals.looks_like_ticket_json``: the regression probe of lesson 04."""
+    from .chat import generate_batch
+    from .evals import looks_like_ticket_json
+
+    chats = [messages_of(p) if not isinstance(p, str) else p for p in prompts]
+    chats = [[m for m in c if m.get("role") != "assistant"] if isinstance(c, list) else c for c in chats]
+    outputs = generate_batch(model, tok, chats, max_new_tokens=max_new_tokens, system=system, progress=False)
+    leaked = [i for i, o in enumerate(outputs) if looks_like_ticket_json(o)]
+    return LeakReport(rate=len(leaked) / max(len(outputs), 1), outputs=outputs, leaked=leaked)
+
+
+def plot_locking_in(result: TrainResult, test_compliance: float | None = None, label: str = "validation"):
+    """Format compliance against training steps: the format locking in."""
+    import matplotlib.pyplot as plt
+
+    steps, values = result.curve()
+    fig, ax = plt.subplots(figsize=(5.6, 3.2))
+    ax.plot(steps, values, "o-", color="tab:green", label=f"{label} compliance")
+    if result.settings.target is not None:
+        ax.axhline(result.settings.target, ls="--", color="grey", lw=1, label=f"target {result.settings.target:.0%}")
+    if test_compliance is not None and steps:
+        ax.plot([steps[-1]], [test_compliance], "s", color="tab:red", label="held-out test, after training")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("format compliance")
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center right", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def facts_training_for(rows: Sequence[dict], facts: Sequence) -> list[dict]:
+    """The fact-teaching examples re-written for another sheet: each answer becomes that sheet's note
+    for the example's ``fact_id`` (what "retrain on the new facts" means for lesson 04)."""
+    notes = {f.id: f.note for f in facts}
+    out = []
+    for row in rows:
+        fact_id = row.get("fact_id")
+        if fact_id not in notes:
+            raise CourseError(f"Example {row.get('id')} is about {fact_id!r}, which the new sheet does not have.")
+        messages = [dict(m) for m in row["messages"]]
+        messages[-1]["content"] = notes[fact_id]
+        out.append({**row, "messages": messages})
+    return out
+
+
+def stale_answers(outputs: Sequence[str], questions: Sequence, old_facts: Sequence, new_facts: Sequence) -> list[bool]:
+    """For each answer about a fact that changed between the sheets: True if it states the old value
+    and not the new one. Questions about unchanged (or no) facts are left out."""
+    from .evals import fact_is_correct
+
+    old = {f.id: f for f in old_facts}
+    new = {f.id: f for f in new_facts}
+    flags = []
+    for out, q in zip(outputs, questions, strict=True):
+        fid = getattr(q, "fact_id", None)
+        if fid in old and fid in new and old[fid].answer != new[fid].answer:
+            flags.append(fact_is_correct(out, old[fid]) and not fact_is_correct(out, new[fid]))
+    return flags
+
+
+def plot_fact_accuracy(table: dict[str, dict[str, float]], title: str = "Fact accuracy before and after the change"):
+    """Grouped bars: ``{"facts in weights": {"sheet v1": 0.9, "sheet v2": 0.3}, "facts in retrieval": {...}}``."""
+    import matplotlib.pyplot as plt
+
+    setups = list(table)
+    phases = list(dict.fromkeys(p for v in table.values() for p in v))
+    fig, ax = plt.subplots(figsize=(5.6, 3.4))
+    width = 0.8 / max(len(phases), 1)
+    for j, phase in enumerate(phases):
+        xs = [i + (j - (len(phases) - 1) / 2) * width for i in range(len(setups))]
+        vals = [table[s].get(phase, float("nan")) for s in setups]
+        bars = ax.bar(xs, vals, width, label=phase)
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in vals], fontsize=8)
+    ax.set_xticks(range(len(setups)), setups)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("answers correct for the sheet in force")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    return fig

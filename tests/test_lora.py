@@ -285,3 +285,93 @@ def test_plot_training_draws_both_panels(tokenizer):
     fig = lora.plot_training(result, title="tiny")
     loss_ax, metric_ax = fig.axes
     assert len(loss_ax.lines) == 2 and len(metric_ax.lines) >= 1
+
+
+def test_a_saved_named_adapter_loads_next_to_the_original(tokenizer, tmp_path):
+    first = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, max_steps=3, batch_size=3,
+                            learning_rate=2e-2, progress=False, plot=False, adapter_name="format")
+    model = first.model
+    path = lora.save_adapter(model, tmp_path / "saved")
+    assert path.name == "format" and (path / "adapter_config.json").is_file()
+    batch = lora.collate(lora.encode_examples(tokenizer, EXAMPLES), tokenizer.pad_token_id)
+    with torch.no_grad():
+        trained_logits = model(**batch).logits
+    lora.load_adapter(model, tmp_path / "saved", adapter_name="loaded")
+    assert model.active_adapter == "loaded" and set(model.peft_config) == {"format", "loaded"}
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, trained_logits, atol=1e-6)
+        model.merge_adapter()  # in place, reversible: same outputs as the side path
+        assert torch.allclose(model(**batch).logits, trained_logits, atol=1e-5)
+        model.unmerge_adapter()
+        with model.disable_adapter():
+            assert not torch.allclose(model(**batch).logits, trained_logits, atol=1e-4)
+
+
+def test_check_at_start_puts_the_base_model_on_the_curve(tokenizer):
+    scores = iter([0.0, 0.4, 1.0])
+    result = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, metric=lambda m: next(scores),
+                             check_at_start=True, target=0.95, max_steps=10, eval_every=2, batch_size=3,
+                             progress=False, plot=False)
+    assert result.curve() == ([0, 2, 4], [0.0, 0.4, 1.0])
+    assert result.reached_step == 4 and result.evals[0]["train_s"] == 0.0
+
+
+def test_max_seconds_stops_the_run(tokenizer):
+    result = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, max_steps=1000, max_seconds=0.0,
+                             batch_size=3, progress=False, plot=False)
+    assert result.n_steps == 1 and result.reached_step is None
+
+
+# --------------------------------------------------------------------------- lab measurements
+def test_ticket_format_leak_counts_ticket_shaped_answers(monkeypatch):
+    import ftcourse.chat
+
+    answers = ['{"category": "how_to", "urgency": "low"}', "Ottawa is the capital of Canada.",
+               'Sure: {"category": "billing", "urgency": "high"}', "168 hours."]
+    seen = {}
+
+    def fake_generate_batch(model, tok, prompts, **kw):
+        seen["prompts"], seen["system"] = prompts, kw.get("system")
+        return answers
+
+    monkeypatch.setattr(ftcourse.chat, "generate_batch", fake_generate_batch)
+    probe = [{"id": "p1", "messages": [{"role": "user", "content": "q"}]}, "plain question",
+             [{"role": "user", "content": "q3"}, {"role": "assistant", "content": "drop me"}],
+             {"messages": [{"role": "user", "content": "q4"}]}]
+    report = lora.ticket_format_leak(None, None, probe)
+    assert report.leaked == [0, 2] and report.rate == 0.5
+    assert seen["prompts"][2] == [{"role": "user", "content": "q3"}] and seen["system"] is False
+    assert "2/4" in str(report)
+
+
+def test_by_temperature_summarises_seeds():
+    rows = [{"temperature": 0.0, "seed": 0, "compliance": 1.0},
+            {"temperature": 1.0, "seed": 0, "compliance": 0.5},
+            {"temperature": 1.0, "seed": 1, "compliance": 0.7}]
+    summary = lora.by_temperature(rows)
+    assert summary[0.0] == {"mean": 1.0, "min": 1.0, "max": 1.0, "runs": 1}
+    assert summary[1.0]["mean"] == pytest.approx(0.6) and summary[1.0]["runs"] == 2
+
+
+def test_facts_training_for_swaps_in_the_new_sheet():
+    from ftcourse.datasets import Fact
+
+    rows = [{"id": "e1", "fact_id": "price_pro", "messages": [
+        {"role": "user", "content": "Pro price?"}, {"role": "assistant", "content": "It costs $49."}]}]
+    new = [Fact(id="price_pro", topic="Pro", note="It costs $55.", answer="$55", keywords=["55"])]
+    out = lora.facts_training_for(rows, new)
+    assert out[0]["messages"][-1]["content"] == "It costs $55."
+    assert rows[0]["messages"][-1]["content"] == "It costs $49."  # the input is left alone
+    with pytest.raises(CourseError):
+        lora.facts_training_for([{**rows[0], "fact_id": "gone"}], new)
+
+
+def test_stale_answers_flags_the_old_value_only():
+    from ftcourse.datasets import Fact, FactQuestion
+
+    old = [Fact("price_pro", "Pro", "$49", "$49", ["49"]), Fact("fee", "Fee", "2.6%", "2.6%", ["2.6"])]
+    new = [Fact("price_pro", "Pro", "$55", "$55", ["55"]), Fact("fee", "Fee", "2.6%", "2.6%", ["2.6"])]
+    qs = [FactQuestion("q1", "price_pro", "trained", "?"), FactQuestion("q2", "price_pro", "paraphrase", "?"),
+          FactQuestion("q3", "fee", "trained", "?"), FactQuestion("q4", None, "untaught", "?")]
+    flags = lora.stale_answers(["It is $49.", "It is $55.", "2.6%", "no idea"], qs, old, new)
+    assert flags == [True, False]  # only the two questions about the changed fact are scored
