@@ -61,7 +61,7 @@ class LoraSettings:
     alpha: int = 16  # the update is scaled by alpha / r
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     batch_size: int | None = None  # None: default_batch_size(device)
     max_steps: int = 60
     warmup_steps: int = 0
@@ -149,6 +149,20 @@ def batch_stream(n_examples: int, batch_size: int, seed: int = 0):
         rng.shuffle(order)
         for i in range(0, n_examples, batch_size):
             yield order[i:i + batch_size]
+
+
+def tokens_per_epoch(encoded: Sequence[dict], batch_size: int, pad_to: int | None = None, seed: int = 0) -> int:
+    """Tokens one pass over ``encoded`` pushes through the model, padding included: each batch
+    padded to its longest example (``pad_to=None``) or every example padded to ``pad_to``."""
+    n = len(encoded)
+    if n == 0:
+        return 0
+    order = next(batch_stream(n, n, seed=seed))
+    total = 0
+    for i in range(0, n, batch_size):
+        rows = [len(encoded[j]["input_ids"]) for j in order[i:i + batch_size]]
+        total += len(rows) * max(max(rows), pad_to or 0)
+    return total
 
 
 # --------------------------------------------------------------------------- the loss
@@ -292,6 +306,74 @@ def compliance_metric(tok, tickets: Sequence, max_new_tokens: int = 24, rung: st
 
     metric.__name__ = "validation compliance"
     return metric
+
+
+def fact_metric(tok, questions: Sequence, facts: Sequence, max_new_tokens: int = 24,
+                system: str | bool | None = False) -> Callable:
+    """A function ``model -> fact accuracy`` on ``questions`` graded against the sheet ``facts``."""
+    from .evals import evaluate_facts
+
+    questions, facts = list(questions), list(facts)
+
+    def metric(model) -> float:
+        return evaluate_facts(model, tok, questions, facts, max_new_tokens=max_new_tokens, system=system,
+                              batch_size=len(questions), progress=False).accuracy
+
+    metric.__name__ = "fact accuracy"
+    return metric
+
+
+def flops_per_token(model, tok, examples: Sequence, system: str | bool | None = False) -> dict[str, float]:
+    """FLOPs per token of reading a prompt (a forward pass, output head on the last position only,
+    as in generation) and of a training step (forward + backward through the adapter), counted by
+    ``torch.utils.flop_counter`` on one real batch of ``examples``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    batch = collate(encode_examples(tok, examples, system=system), pad_id)
+    batch = {k: v.to(_device_of(model)) for k, v in batch.items()}
+    tokens = int(batch["attention_mask"].sum())
+    forward = FlopCounterMode(display=False)
+    with forward, torch.no_grad():  # as in serving: the output head runs on the last position only
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
+    train = FlopCounterMode(display=False)
+    was_training = model.training
+    model.train()
+    with train:
+        answer_loss(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return {"forward": forward.get_total_flops() / tokens, "train_step": train.get_total_flops() / tokens}
+
+
+def compliance_checker_cases() -> list[str]:
+    """Answers that test a format-compliance checker (exercise 04.1): the good shape, and the ways
+    a model gets it almost right."""
+    good = '{"category": "billing", "urgency": "high"}'
+    return [
+        good,
+        "  " + good + "\n",
+        '{"category":"hardware","urgency":"urgent"}',
+        '{"category": "feature_request", "urgency": "low"}',
+        "Sure! " + good,
+        good + " Let me know if you need more.",
+        "```json\n" + good + "\n```",
+        '{"urgency": "high", "category": "billing"}',
+        '{"category": "billing"}',
+        '{"category": "billing", "urgency": "high", "reason": "double charge"}',
+        '{"category": "Billing", "urgency": "high"}',
+        '{"category": "billing", "urgency": "critical"}',
+        '{"category": "refund", "urgency": "high"}',
+        '{"category": "billing", "urgency": "high", "urgency": "low"}',
+        '[{"category": "billing", "urgency": "high"}]',
+        '[["category", "billing"], ["urgency", "high"]]',
+        '{"category": "billing", "urgency": "high"',
+        "{'category': 'billing', 'urgency': 'high'}",
+        '{"category": ["billing"], "urgency": "high"}',
+        '{"category": "billing", "urgency": null}',
+        "",
+        "billing, high",
+    ]
 
 
 # --------------------------------------------------------------------------- training
@@ -529,10 +611,16 @@ def folder_bytes(path: str | Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def model_bytes(model) -> int:
-    """Bytes of the model's weights in memory (what a full checkpoint of it would hold)."""
+def model_bytes(model, exclude: str | None = None) -> int:
+    """Bytes of the model's weights in memory (what a full checkpoint of it would hold).
+
+    ``exclude``: skip tensors whose name contains it (``"lora_"`` counts the base model only).
+    """
     seen, total = set(), 0
-    for t in list(model.parameters()) + list(model.buffers()):
+    named = list(model.named_parameters()) + list(model.named_buffers())
+    for name, t in named:
+        if exclude and exclude in name:
+            continue
         if t.data_ptr() in seen:  # tied weights (embedding = output head) count once
             continue
         seen.add(t.data_ptr())
@@ -598,17 +686,20 @@ def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Seque
                               system: str | bool | None = False, label: str | None = None) -> list[dict]:
     """Format compliance and accuracy at each temperature, once per sampling seed (greedy runs once).
 
-    One row per run: ``{"setup", "temperature", "seed", "compliance", "accuracy"}``.
+    One row per run: ``{"setup", "temperature", "seed", "compliance", "shape", "accuracy"}``, where
+    ``shape`` is the share of answers that are one JSON object with exactly the two keys (labels not
+    checked) and ``compliance`` also requires both labels to be in the taxonomy.
     """
-    from .evals import evaluate_tickets
+    from .evals import check_ticket_format, evaluate_tickets
 
     rows = []
     for temperature in temperatures:
         for seed in (seeds if temperature > 0 else seeds[:1]):
             r = evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens,
                                  temperature=temperature, seed=seed, system=system, progress=False)
+            shape = sum(check_ticket_format(o).exact_schema for o in r.outputs) / len(r.outputs)
             rows.append({"setup": label or rung, "temperature": temperature, "seed": seed,
-                         "compliance": r.compliance, "accuracy": r.accuracy})
+                         "compliance": r.compliance, "shape": shape, "accuracy": r.accuracy})
     return rows
 
 
@@ -621,23 +712,29 @@ def by_temperature(rows: Sequence[dict], key: str = "compliance") -> dict[float,
     return out
 
 
-def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], key: str = "compliance"):
-    """Mean metric against temperature for each setup; the bars span the sampling seeds."""
+_SWEEP_TITLES = {"shape": "one JSON object, exactly the two keys", "compliance": "full compliance (labels too)",
+                 "accuracy": "both labels right"}
+
+
+def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], keys: Sequence[str] = ("shape", "compliance")):
+    """Mean metric against temperature for each setup, one panel per metric; bars span the seeds."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.6, 3.4))
-    for name, rows in sweeps.items():
-        summary = by_temperature(rows, key)
-        ts = list(summary)
-        means = [summary[t]["mean"] for t in ts]
-        err = [[m - summary[t]["min"] for t, m in zip(ts, means, strict=True)],
-               [summary[t]["max"] - m for t, m in zip(ts, means, strict=True)]]
-        ax.errorbar(ts, means, yerr=err, marker="o", capsize=4, label=name)
-    ax.set_xlabel("sampling temperature")
-    ax.set_ylabel(f"format {key}" if key == "compliance" else key)
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.4), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for name, rows in sweeps.items():
+            summary = by_temperature(rows, key)
+            ts = list(summary)
+            means = [summary[t]["mean"] for t in ts]
+            err = [[m - summary[t]["min"] for t, m in zip(ts, means, strict=True)],
+                   [summary[t]["max"] - m for t, m in zip(ts, means, strict=True)]]
+            ax.errorbar(ts, means, yerr=err, marker="o", capsize=4, label=name)
+        ax.set_title(_SWEEP_TITLES.get(key, key), fontsize=10)
+        ax.set_xlabel("sampling temperature")
+        ax.set_ylabel("share of answers")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -375,3 +375,35 @@ def test_stale_answers_flags_the_old_value_only():
           FactQuestion("q3", "fee", "trained", "?"), FactQuestion("q4", None, "untaught", "?")]
     flags = lora.stale_answers(["It is $49.", "It is $55.", "2.6%", "no idea"], qs, old, new)
     assert flags == [True, False]  # only the two questions about the changed fact are scored
+
+
+def test_tokens_per_epoch_counts_padding(tokenizer):
+    enc = lora.encode_examples(tokenizer, EXAMPLES)
+    real = sum(len(e["input_ids"]) for e in enc)
+    tight = lora.tokens_per_epoch(enc, batch_size=2)
+    assert real <= tight < lora.tokens_per_epoch(enc, batch_size=2, pad_to=256) == 256 * len(EXAMPLES)
+    assert lora.tokens_per_epoch(enc, batch_size=1) == real  # one example a batch: no padding at all
+
+
+def test_flops_per_token(tokenizer):
+    model = lora.add_lora(tiny_model(tokenizer))
+    flops = lora.flops_per_token(model, tokenizer, EXAMPLES[:3])
+    assert 0 < flops["forward"] < flops["train_step"]
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_compliance_checker_cases_cover_both_verdicts():
+    from ftcourse.evals import check_ticket_format
+
+    cases = lora.compliance_checker_cases()
+    verdicts = [check_ticket_format(c).ok for c in cases]
+    assert len(set(cases)) == len(cases) and 3 <= sum(verdicts) < len(cases) - 10
+
+
+def test_plot_temperature_sweep_one_panel_per_metric():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = [{"temperature": t, "seed": 0, "compliance": 0.5, "shape": 1.0} for t in (0.0, 1.0)]
+    fig = lora.plot_temperature_sweep({"a": rows, "b": rows})
+    assert len(fig.axes) == 2 and all(len(ax.lines) >= 2 for ax in fig.axes)
