@@ -391,6 +391,8 @@ class TrainResult:
     trained_tokens: int
     reached_step: int | None  # first step whose validation metric reached the target
     device: str = "cpu"
+    adapter_name: str = "default"
+    state: dict = field(default_factory=dict, repr=False)  # optimizer and data order, to continue a run
 
     @property
     def n_steps(self) -> int:
@@ -474,7 +476,7 @@ def _sync(device: torch.device) -> None:
 def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
                metric: Callable | None = None, settings: LoraSettings | None = None,
                adapter_name: str = "default", plot: bool | None = None, progress: bool = True,
-               **overrides) -> TrainResult:
+               continue_from: TrainResult | None = None, **overrides) -> TrainResult:
     """Train a LoRA adapter on ``train`` (chat examples) and return a ``TrainResult``.
 
     ``val``: examples for the validation loss. ``metric``: a function ``model -> score`` checked every
@@ -482,7 +484,14 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
     reaches ``target``. Any field of ``LoraSettings`` can be passed as a keyword (``r=16, max_steps=40``).
     ``plot``: live loss plot (default: on in a notebook). The clock ``train_seconds`` counts forward,
     backward and optimizer steps only; validation and plotting are timed apart.
+
+    ``continue_from``: a finished run to train further (same adapter, optimizer and data order);
+    ``max_steps`` then counts the *extra* steps, and the result holds the whole history.
     """
+    prev = continue_from
+    if prev is not None:
+        model, adapter_name = prev.model, prev.adapter_name
+        settings = settings or prev.settings
     s = dataclasses.replace(settings or LoraSettings(), **overrides)
     device = _device_of(model)
     batch_size = s.batch_size or default_batch_size(device)
@@ -493,12 +502,19 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
     val_encoded = encode_examples(tok, val, system=s.system) if val else []
 
     wall0 = time.perf_counter()
-    model = add_lora(model, s, adapter_name)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
-    warm = max(s.warmup_steps, 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / (warm + 1)))
-    stream = batch_stream(len(encoded), batch_size, seed=s.seed)
+    if prev is None:
+        model = add_lora(model, s, adapter_name)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
+        warm = max(s.warmup_steps, 0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / (warm + 1)))
+        stream = batch_stream(len(encoded), batch_size, seed=s.seed)
+    else:
+        model.set_adapter(adapter_name)
+        for name, p in model.named_parameters():
+            p.requires_grad = f".{adapter_name}." in name and "lora_" in name
+        optimizer, scheduler, stream = prev.state["optimizer"], prev.state["scheduler"], prev.state["stream"]
+        params = [p for group in optimizer.param_groups for p in group["params"]]
     live = LiveLossPlot(plot, target=s.target if metric else None,
                         metric_name=getattr(metric, "__name__", "validation metric"))
     bar = None
@@ -507,11 +523,14 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
 
         bar = tqdm(total=s.max_steps, desc="LoRA training", unit="step")
 
-    steps: list[dict] = []
-    evals: list[dict] = []
-    train_s = eval_s = 0.0
-    tokens = 0
-    reached: int | None = None
+    steps: list[dict] = list(prev.steps) if prev else []
+    evals: list[dict] = list(prev.evals) if prev else []
+    train_s = prev.train_seconds if prev else 0.0
+    eval_s = prev.eval_seconds if prev else 0.0
+    tokens = prev.trained_tokens if prev else 0
+    reached: int | None = prev.reached_step if prev else None
+    first = len(steps) + 1
+    last = first + s.max_steps - 1
 
     def check(step: int) -> None:
         nonlocal eval_s, reached
@@ -527,12 +546,12 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
                 and row["metric"] >= s.target):
             reached = step
 
-    if s.check_at_start and (metric or val_encoded):
+    if s.check_at_start and prev is None and (metric or val_encoded):
         check(0)
         live.update(steps, evals, force=True)
     model.train()
     try:
-        for step in range(1, s.max_steps + 1):
+        for step in range(first, last + 1):
             t0 = time.perf_counter()
             batch = collate([encoded[i] for i in next(stream)], pad_id)
             tokens += int(batch["attention_mask"].sum())
@@ -550,7 +569,7 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
             if not math.isfinite(value):
                 raise CourseError(f"The loss became {value} at step {step}; lower the learning rate.")
             steps.append({"step": step, "loss": value, "train_s": train_s})
-            if step % s.eval_every == 0 or step == s.max_steps:
+            if step % s.eval_every == 0 or step == last:
                 check(step)
                 live.update(steps, evals, force=True)
             else:
@@ -562,7 +581,7 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
                     post["val"] = f"{last['metric']:.0%}"
                 bar.set_postfix(post, refresh=False)
                 bar.update(1)
-            if reached is not None or (s.max_seconds is not None and train_s >= s.max_seconds):
+            if (reached is not None and reached >= first) or (s.max_seconds is not None and train_s >= s.max_seconds):
                 break
     finally:
         if bar is not None:
@@ -570,8 +589,9 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
         model.eval()
     live.update(steps, evals, force=True)
     return TrainResult(model=model, settings=s, steps=steps, evals=evals, train_seconds=train_s,
-                       eval_seconds=eval_s, wall_seconds=time.perf_counter() - wall0, trained_tokens=tokens,
-                       reached_step=reached, device=device.type)
+                       eval_seconds=eval_s, wall_seconds=time.perf_counter() - wall0 + (prev.wall_seconds if prev else 0),
+                       trained_tokens=tokens, reached_step=reached, device=device.type, adapter_name=adapter_name,
+                       state={"optimizer": optimizer, "scheduler": scheduler, "stream": stream})
 
 
 def plot_training(result: TrainResult, title: str | None = None):
@@ -737,6 +757,19 @@ def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], keys: Sequence[str
         ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def sweep_table(sweeps: dict[str, Sequence[dict]], keys: Sequence[str] = ("shape", "compliance")):
+    """A pandas table of the mean of each metric, by temperature (rows) and setup (columns)."""
+    import pandas as pd
+
+    columns = {}
+    for key in keys:
+        for name, rows in sweeps.items():
+            columns[(key, name)] = {t: f"{v['mean']:.0%}" for t, v in by_temperature(rows, key).items()}
+    table = pd.DataFrame(columns)
+    table.index.name = "temperature"
+    return table
 
 
 @dataclass

@@ -407,3 +407,19 @@ def test_plot_temperature_sweep_one_panel_per_metric():
     rows = [{"temperature": t, "seed": 0, "compliance": 0.5, "shape": 1.0} for t in (0.0, 1.0)]
     fig = lora.plot_temperature_sweep({"a": rows, "b": rows})
     assert len(fig.axes) == 2 and all(len(ax.lines) >= 2 for ax in fig.axes)
+
+
+def test_continue_from_trains_the_same_adapter_further(tokenizer):
+    first = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, EXAMPLES, metric=lambda m: 1.0,
+                            target=0.95, max_steps=10, eval_every=2, batch_size=3, learning_rate=1e-2,
+                            progress=False, plot=False, adapter_name="fmt")
+    assert first.reached_step == 2 and first.n_steps == 2
+    weights = {n: p.detach().clone() for n, p in first.model.named_parameters() if "lora_" in n}
+    more = lora.train_lora(None, tokenizer, EXAMPLES, EXAMPLES, metric=lambda m: 1.0, continue_from=first,
+                           max_steps=4, eval_every=2, progress=False, plot=False)
+    assert more.model is first.model and more.adapter_name == "fmt" and set(more.model.peft_config) == {"fmt"}
+    assert [s["step"] for s in more.steps] == [1, 2, 3, 4, 5, 6]   # 4 extra steps, the target does not stop them
+    assert [e["step"] for e in more.evals] == [2, 4, 6] and more.reached_step == 2
+    assert more.train_seconds > first.train_seconds and more.trained_tokens > first.trained_tokens
+    changed = [n for n, p in more.model.named_parameters() if "lora_" in n and not torch.equal(p, weights[n])]
+    assert changed
