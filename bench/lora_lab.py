@@ -15,9 +15,10 @@ What is compared
   gradient accumulation 2, gradient checkpointing, adamw_torch_fused, lr 2e-4, max_grad_norm 0.3,
   warmup_ratio 0.03, constant schedule, packing to 1512 tokens, bf16). Changes, all forced by the
   comparison: ``max_steps`` replaces ``num_train_epochs=1`` (one epoch is only a few optimizer steps
-  on this data, far from the target), bf16 is used only where the hardware has it (on a CPU without
-  native bf16, autocast would emulate it and make the recipe look slower than it is), and nothing is
-  saved or pushed.
+  on this data, far from the target), so the 3 % warmup, which the notebook takes of one epoch (under
+  one step here), becomes no warmup (a ratio of ``max_steps`` would be thousands of steps); bf16 is used
+  only where the hardware has it (on a CPU without native bf16, autocast would emulate it and make the
+  recipe look slower than it is); nothing is saved or pushed.
 
 Both runs start from a freshly loaded base model, see the same 262 training tickets (chat format,
 with the one-line triage system message), and are checked on the same validation tickets by greedy
@@ -60,7 +61,8 @@ from ftcourse.models import load_model  # noqa: E402
 HF_CH11_LORA = dict(r=6, lora_alpha=8, lora_dropout=0.05, bias="none", target_modules="all-linear",
                     task_type="CAUSAL_LM")
 HF_CH11_ARGS = dict(per_device_train_batch_size=2, gradient_accumulation_steps=2, gradient_checkpointing=True,
-                    optim="adamw_torch_fused", learning_rate=2e-4, max_grad_norm=0.3, warmup_ratio=0.03,
+                    optim="adamw_torch_fused", learning_rate=2e-4, max_grad_norm=0.3,
+                    warmup_steps=0,  # published: warmup_ratio=0.03 of one epoch, which is under one step here
                     lr_scheduler_type="constant", max_length=1512, packing=True,
                     dataset_kwargs={"add_special_tokens": False, "append_concat_token": False})
 

@@ -53,15 +53,54 @@ def count_tokens(tokenizer, prompt: Prompt, system: str | bool | None = None, ra
     return len(tokenizer(render(tokenizer, prompt, system=system, raw=raw), add_special_tokens=False).input_ids)
 
 
+MIN_SHARED_PREFIX = 64  # tokens; below this, computing the prefix once is not worth it
+
+
+def _shared_prefix(token_lists: list[list[int]]) -> int:
+    """Length of the token prefix every prompt shares (each prompt keeps at least one token of its own)."""
+    n = min(len(t) for t in token_lists) - 1
+    first = token_lists[0]
+    for k in range(max(n, 0)):
+        if any(t[k] != first[k] for t in token_lists):
+            return k
+    return max(n, 0)
+
+
+def _prefix_cache(model, prefix_ids: list[int]):
+    """The KV cache of a prompt prefix, computed once (batch of one)."""
+    with torch.inference_mode():
+        out = model(torch.tensor([prefix_ids], device=model.device), use_cache=True)
+    return out.past_key_values
+
+
 def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temperature: float,
-                   seed: int, top_p: float) -> list[str]:
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+                   seed: int, top_p: float, prefix=None) -> list[str]:
+    """Generate for one batch. ``prefix=(ids, cache)``: every text starts with the tokens ``ids``, whose
+    KV cache is reused; each row is then ``prefix + padding + own tokens`` (padding in the middle,
+    masked out; position ids follow the mask), so the shared prefix is not recomputed per row."""
+    if prefix is None:
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        inputs = dict(enc)
+    else:
+        import copy
+
+        prefix_ids, cache = prefix
+        p = len(prefix_ids)
+        rows = [tokenizer(t, add_special_tokens=False).input_ids[p:] for t in texts]
+        width = max(len(r) for r in rows)
+        pad = tokenizer.pad_token_id
+        input_ids = [prefix_ids + [pad] * (width - len(r)) + r for r in rows]
+        mask = [[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows]
+        cache = copy.deepcopy(cache)
+        cache.batch_repeat_interleave(len(rows))
+        inputs = dict(input_ids=torch.tensor(input_ids, device=model.device),
+                      attention_mask=torch.tensor(mask, device=model.device), past_key_values=cache)
     sample = bool(temperature and temperature > 0)
     if sample:
         torch.manual_seed(seed)
     with torch.inference_mode():
         out = model.generate(
-            **enc,
+            **inputs,
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             do_sample=sample,
@@ -69,7 +108,7 @@ def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temp
             top_p=top_p if sample else None,
             top_k=None,  # no top-k cut: temperature (and top_p) alone shape the sampling
         )
-    new = out[:, enc.input_ids.shape[1]:]
+    new = out[:, inputs["input_ids"].shape[1]:]
     return [s.strip() for s in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
 
@@ -87,11 +126,13 @@ def default_batch_size(model) -> int:
 def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: int = 64,
                    temperature: float = 0.0, seed: int = 0, system: str | bool | None = None,
                    raw: bool = False, top_p: float = 1.0, batch_size: int | None = None,
-                   progress: bool | str = True) -> list[str]:
+                   progress: bool | str = True, share_prefix: bool = True) -> list[str]:
     """Answer many prompts at once; results come back in the order of ``prompts``.
 
     Prompts are sorted by length and padded on the left, so each batch wastes little compute
     and every row continues from its own last token. ``progress`` shows a bar (a string names it).
+    When all prompts start with the same long text (a system prompt, few-shot examples), that
+    prefix is run through the model once and its cache reused by every row (``share_prefix``).
     """
     if tokenizer.padding_side != "left":
         tokenizer.padding_side = "left"
@@ -105,9 +146,15 @@ def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(texts), desc=progress if isinstance(progress, str) else "generating", unit="case")
+    prefix = None
+    if share_prefix and len(texts) > 1:
+        ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+        p = _shared_prefix(ids)
+        if p >= MIN_SHARED_PREFIX:
+            prefix = (ids[0][:p], _prefix_cache(model, ids[0][:p]))
     for n, chunk in enumerate(chunks):
         rows = _generate_rows(model, tokenizer, [texts[i] for i in chunk], max_new_tokens, temperature,
-                              seed + n, top_p)
+                              seed + n, top_p, prefix=prefix)
         for i, answer in zip(chunk, rows, strict=True):
             answers[i] = answer
         if bar is not None:

@@ -760,15 +760,15 @@ def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], keys: Sequence[str
 
 
 def sweep_table(sweeps: dict[str, Sequence[dict]], keys: Sequence[str] = ("shape", "compliance")):
-    """A pandas table of the mean of each metric, by temperature (rows) and setup (columns)."""
+    """A pandas table of the mean of each metric: one row per (metric, setup), one column per temperature."""
     import pandas as pd
 
-    columns = {}
+    rows = {}
     for key in keys:
-        for name, rows in sweeps.items():
-            columns[(key, name)] = {t: f"{v['mean']:.0%}" for t, v in by_temperature(rows, key).items()}
-    table = pd.DataFrame(columns)
-    table.index.name = "temperature"
+        for name, runs in sweeps.items():
+            rows[(key, name)] = {f"T={t:g}": f"{v['mean']:.0%}" for t, v in by_temperature(runs, key).items()}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.names = ["metric", "setup"]
     return table
 
 

