@@ -8,7 +8,7 @@ recipe of the Hugging Face LLM course (chapter 11), on the same tickets, the sam
 What is compared
 ----------------
 * **course**: ``ftcourse.lora.train_lora`` with its defaults: LoRA r=8 / alpha=16 on q_proj and v_proj,
-  lr 3e-3, batch 8 (32 on CUDA), loss on the answer tokens only, each batch padded to its longest
+  lr 5e-3, batch 4 (32 on CUDA), loss on the answer tokens only, each batch padded to its longest
   example, the output head run only where the loss looks.
 * **hf-ch11**: TRL ``SFTTrainer`` with the settings of the LLM course, chapter 11, section 4 notebook
   (LoraConfig r=6, lora_alpha=8, lora_dropout=0.05, target_modules="all-linear"; SFTConfig batch 2,

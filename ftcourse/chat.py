@@ -15,7 +15,7 @@ answer. With sampling, ``seed`` makes a run repeatable.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -73,8 +73,21 @@ def _prefix_cache(model, prefix_ids: list[int]):
     return out.past_key_values
 
 
+class _StopWhen:
+    """A ``generate`` stopping criterion: a row ends as soon as ``predicate(its new text)`` is true.
+
+    Returns one flag per row (transformers then pads finished rows and stops when all are done)."""
+
+    def __init__(self, tokenizer, prompt_width: int, predicate: Callable[[str], bool]):
+        self.tokenizer, self.width, self.predicate = tokenizer, prompt_width, predicate
+
+    def __call__(self, input_ids, scores, **kwargs):
+        texts = self.tokenizer.batch_decode(input_ids[:, self.width:], skip_special_tokens=True)
+        return torch.tensor([self.predicate(t) for t in texts], dtype=torch.bool, device=input_ids.device)
+
+
 def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temperature: float,
-                   seed: int, top_p: float, prefix=None) -> list[str]:
+                   seed: int, top_p: float, prefix=None, stop_when=None) -> list[str]:
     """Generate for one batch. ``prefix=(ids, cache)``: every text starts with the tokens ``ids``, whose
     KV cache is reused; each row is then ``prefix + padding + own tokens`` (padding in the middle,
     masked out; position ids follow the mask), so the shared prefix is not recomputed per row."""
@@ -98,9 +111,16 @@ def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temp
     sample = bool(temperature and temperature > 0)
     if sample:
         torch.manual_seed(seed)
+    extra = {}
+    if stop_when is not None:
+        from transformers import StoppingCriteriaList
+
+        extra["stopping_criteria"] = StoppingCriteriaList([_StopWhen(tokenizer, inputs["input_ids"].shape[1],
+                                                                     stop_when)])
     with torch.inference_mode():
         out = model.generate(
             **inputs,
+            **extra,
             max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             do_sample=sample,
@@ -126,13 +146,16 @@ def default_batch_size(model) -> int:
 def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: int = 64,
                    temperature: float = 0.0, seed: int = 0, system: str | bool | None = None,
                    raw: bool = False, top_p: float = 1.0, batch_size: int | None = None,
-                   progress: bool | str = True, share_prefix: bool = True) -> list[str]:
+                   progress: bool | str = True, share_prefix: bool = True,
+                   stop_when: Callable[[str], bool] | None = None) -> list[str]:
     """Answer many prompts at once; results come back in the order of ``prompts``.
 
     Prompts are sorted by length and padded on the left, so each batch wastes little compute
     and every row continues from its own last token. ``progress`` shows a bar (a string names it).
     When all prompts start with the same long text (a system prompt, few-shot examples), that
     prefix is run through the model once and its cache reused by every row (``share_prefix``).
+    ``stop_when(text) -> bool``: end a row as soon as its answer so far makes this true (for example,
+    once it can no longer pass a check); its answer is then cut there.
     """
     if tokenizer.padding_side != "left":
         tokenizer.padding_side = "left"
@@ -154,7 +177,7 @@ def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: 
             prefix = (ids[0][:p], _prefix_cache(model, ids[0][:p]))
     for n, chunk in enumerate(chunks):
         rows = _generate_rows(model, tokenizer, [texts[i] for i in chunk], max_new_tokens, temperature,
-                              seed + n, top_p, prefix=prefix)
+                              seed + n, top_p, prefix=prefix, stop_when=stop_when)
         for i, answer in zip(chunk, rows, strict=True):
             answers[i] = answer
         if bar is not None:

@@ -120,3 +120,12 @@ def test_shared_prefix_cache_gives_the_same_answers(sensitive_model, tokenizer, 
     assert len(calls) == 1  # share_prefix=False and single calls do not take the shared path
     assert len(set(singles)) == len(prompts)  # the model does read the prompts, so padding mistakes show
     assert shared == plain == singles
+
+
+def test_stop_when_ends_each_row_early(sensitive_model, tokenizer):
+    prompts = ["printer offline", "refund please", "x"]
+    full = chat.generate_batch(sensitive_model, tokenizer, prompts, max_new_tokens=8, progress=False)
+    cut = chat.generate_batch(sensitive_model, tokenizer, prompts, max_new_tokens=8, progress=False,
+                              stop_when=lambda text: len(text.strip()) > 0)
+    for f, c in zip(full, cut, strict=True):
+        assert c and f.startswith(c) and len(c) < len(f)  # the same answer, cut after its first word piece

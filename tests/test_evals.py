@@ -230,3 +230,14 @@ def test_real_model_ladder_examples_fix_the_format(course_model):
     assert bare.compliance <= 0.2
     assert few.compliance >= 0.5 > bare.compliance
     assert few.prompt_tokens > 5 * bare.prompt_tokens
+
+
+def test_cannot_be_ticket_json_only_gives_up_on_hopeless_answers():
+    from ftcourse.evals import cannot_be_ticket_json
+
+    for partial in ["", "  \n", "{", ' {"categ', '{"category": "billing", "urgency": "high"}']:
+        assert not cannot_be_ticket_json(partial), partial
+    for partial in ["Sure", "\nThe ticket", "[", '"category"']:
+        assert cannot_be_ticket_json(partial), partial
+        # and such an answer indeed fails whatever comes after it
+        assert not check_ticket_format(partial + ' {"category": "billing", "urgency": "high"}').ok

@@ -264,9 +264,9 @@ def test_mix_examples_hits_the_share():
 
 
 def test_default_batch_size_by_device():
-    assert lora.default_batch_size("cpu") == 8
+    assert lora.default_batch_size("cpu") == 4
     assert lora.default_batch_size("cuda") > lora.default_batch_size("cpu")
-    assert lora.default_batch_size(torch.device("cpu")) == 8
+    assert lora.default_batch_size(torch.device("cpu")) == 4
 
 
 def test_live_plot_is_a_no_op_outside_a_notebook():
@@ -423,3 +423,32 @@ def test_continue_from_trains_the_same_adapter_further(tokenizer):
     assert more.train_seconds > first.train_seconds and more.trained_tokens > first.trained_tokens
     changed = [n for n, p in more.model.named_parameters() if "lora_" in n and not torch.equal(p, weights[n])]
     assert changed
+
+
+def test_compliance_by_temperature_draws_every_sample_in_one_batch(monkeypatch):
+    import ftcourse.chat
+    from ftcourse.datasets import load_tickets
+
+    tickets = load_tickets("test")[:3]
+    good = '{"category": "%s", "urgency": "%s"}'
+    calls = []
+
+    def fake(model, tok, prompts, temperature=0.0, seed=0, batch_size=None, **kw):
+        calls.append((len(prompts), temperature, seed, batch_size))
+        # sample j of ticket i is row i * n_samples + j; make every second row (sample 1) break the format
+        n = len(prompts) // len(tickets)
+        return [good % (tickets[i // n].category, tickets[i // n].urgency) if i % n == 0 else "Sure! here"
+                for i in range(len(prompts))]
+
+    monkeypatch.setattr(ftcourse.chat, "generate_batch", fake)
+    rows = lora.compliance_by_temperature(None, None, tickets, temperatures=(0.0, 0.7), seeds=(5, 6))
+    assert calls == [(3, 0.0, 5, 3), (6, 0.7, 5, 6)]  # greedy once; both samples of 0.7 in one batch
+    assert [(r["temperature"], r["seed"], r["compliance"], r["accuracy"]) for r in rows] == [
+        (0.0, 5, 1.0, 1.0), (0.7, 5, 1.0, 1.0), (0.7, 6, 0.0, 0.0)]
+
+
+def test_the_last_step_is_always_checked_with_the_progress_bar_on(tokenizer):
+    """A budget that is not a multiple of eval_every still ends with a check (the bar must not hide it)."""
+    result = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, metric=lambda m: 0.0, target=0.9,
+                             max_steps=5, eval_every=4, batch_size=3, progress=True, plot=False)
+    assert [e["step"] for e in result.evals] == [4, 5] and result.reached_step is None
