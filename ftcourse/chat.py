@@ -14,6 +14,7 @@ answer. With sampling, ``seed`` makes a run repeatable.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Sequence
 
@@ -86,28 +87,25 @@ class _StopWhen:
         return torch.tensor([self.predicate(t) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
-def _generate_rows(model, tokenizer, texts: list[str], max_new_tokens: int, temperature: float,
+def _generate_rows(model, tokenizer, rows: list[list[int]], max_new_tokens: int, temperature: float,
                    seed: int, top_p: float, prefix=None, stop_when=None) -> list[str]:
-    """Generate for one batch. ``prefix=(ids, cache)``: every text starts with the tokens ``ids``, whose
-    KV cache is reused; each row is then ``prefix + padding + own tokens`` (padding in the middle,
+    """Generate for one batch of token-id rows. Each row is left-padded to the longest; with
+    ``prefix=(ids, cache)`` every row starts with the tokens ``ids``, which are cut off the rows and
+    whose KV cache is reused: a row is then ``prefix + padding + own tokens`` (padding in the middle,
     masked out; position ids follow the mask), so the shared prefix is not recomputed per row."""
-    if prefix is None:
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        inputs = dict(enc)
-    else:
-        import copy
-
-        prefix_ids, cache = prefix
-        p = len(prefix_ids)
-        rows = [tokenizer(t, add_special_tokens=False).input_ids[p:] for t in texts]
-        width = max(len(r) for r in rows)
-        pad = tokenizer.pad_token_id
-        input_ids = [prefix_ids + [pad] * (width - len(r)) + r for r in rows]
-        mask = [[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows]
-        cache = copy.deepcopy(cache)
+    prefix_ids, cache = prefix if prefix is not None else ([], None)
+    p = len(prefix_ids)
+    rows = [r[p:] for r in rows]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    input_ids = [prefix_ids + [pad] * (width - len(r)) + r for r in rows]
+    mask = [[1] * p + [0] * (width - len(r)) + [1] * len(r) for r in rows]
+    inputs = dict(input_ids=torch.tensor(input_ids, device=model.device),
+                  attention_mask=torch.tensor(mask, device=model.device))
+    if cache is not None:
+        cache = copy.deepcopy(cache)  # generation extends the cache in place; keep the original for the next batch
         cache.batch_repeat_interleave(len(rows))
-        inputs = dict(input_ids=torch.tensor(input_ids, device=model.device),
-                      attention_mask=torch.tensor(mask, device=model.device), past_key_values=cache)
+        inputs["past_key_values"] = cache
     sample = bool(temperature and temperature > 0)
     if sample:
         torch.manual_seed(seed)
@@ -169,14 +167,14 @@ def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(texts), desc=progress if isinstance(progress, str) else "generating", unit="case")
+    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
     prefix = None
-    if share_prefix and len(texts) > 1:
-        ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+    if share_prefix and len(ids) > 1:
         p = _shared_prefix(ids)
         if p >= MIN_SHARED_PREFIX:
             prefix = (ids[0][:p], _prefix_cache(model, ids[0][:p]))
     for n, chunk in enumerate(chunks):
-        rows = _generate_rows(model, tokenizer, [texts[i] for i in chunk], max_new_tokens, temperature,
+        rows = _generate_rows(model, tokenizer, [ids[i] for i in chunk], max_new_tokens, temperature,
                               seed + n, top_p, prefix=prefix, stop_when=stop_when)
         for i, answer in zip(chunk, rows, strict=True):
             answers[i] = answer

@@ -264,6 +264,16 @@ class LiveLossPlot:
         self.handle.update(self.fig)
 
 
+def _style_share_axis(ax, xlabel: str, ylabel: str, legend_loc: str | None = None, fontsize: int = 9) -> None:
+    """Labels, a 0-100 % y range with a little room, a light grid and (optionally) a legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.03, 1.03)
+    ax.grid(alpha=0.3)
+    if legend_loc:
+        ax.legend(loc=legend_loc, fontsize=fontsize)
+
+
 def draw_training(steps: list[dict], evals: list[dict], ax_loss, ax_metric=None,
                   metric_name: str = "validation compliance", target: float | None = None) -> None:
     """Draw loss curves (and the metric curve) of a run on the given matplotlib axes."""
@@ -285,11 +295,7 @@ def draw_training(steps: list[dict], evals: list[dict], ax_loss, ax_metric=None,
         ax_metric.plot([e["step"] for e in scored], [e["metric"] for e in scored], "o-", color="tab:green")
     if target is not None:
         ax_metric.axhline(target, ls="--", color="grey", lw=1, label=f"target {target:.0%}")
-        ax_metric.legend(loc="lower right")
-    ax_metric.set_ylim(-0.03, 1.03)
-    ax_metric.set_xlabel("step")
-    ax_metric.set_ylabel(metric_name)
-    ax_metric.grid(alpha=0.3)
+    _style_share_axis(ax_metric, "step", metric_name, "lower right" if target is not None else None, fontsize=10)
 
 
 # --------------------------------------------------------------------------- validation metric
@@ -768,11 +774,7 @@ def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], keys: Sequence[str
                    [summary[t]["max"] - m for t, m in zip(ts, means, strict=True)]]
             ax.errorbar(ts, means, yerr=err, marker="o", capsize=4, label=name)
         ax.set_title(_SWEEP_TITLES.get(key, key), fontsize=10)
-        ax.set_xlabel("sampling temperature")
-        ax.set_ylabel("share of answers")
-        ax.set_ylim(-0.03, 1.03)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower left", fontsize=8)
+        _style_share_axis(ax, "sampling temperature", "share of answers", "lower left", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -827,11 +829,7 @@ def plot_locking_in(result: TrainResult, test_compliance: float | None = None, l
         ax.axhline(result.settings.target, ls="--", color="grey", lw=1, label=f"target {result.settings.target:.0%}")
     if test_compliance is not None and steps:
         ax.plot([steps[-1]], [test_compliance], "s", color="tab:red", label="held-out test, after training")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("format compliance")
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center right", fontsize=9)
+    _style_share_axis(ax, "training step", "format compliance", "center right")
     fig.tight_layout()
     return fig
 
