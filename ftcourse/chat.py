@@ -54,7 +54,7 @@ def count_tokens(tokenizer, prompt: Prompt, system: str | bool | None = None, ra
     return len(tokenizer(render(tokenizer, prompt, system=system, raw=raw), add_special_tokens=False).input_ids)
 
 
-MIN_SHARED_PREFIX = 64  # tokens; below this, computing the prefix once is not worth it
+MIN_SHARED_PREFIX = 16  # tokens; below this, computing the prefix once is not worth it
 
 
 def _shared_prefix(token_lists: list[list[int]]) -> int:
@@ -137,8 +137,32 @@ def generate(model, tokenizer, prompt: Prompt, max_new_tokens: int = 128, temper
                           seed=seed, system=system, raw=raw, top_p=top_p, progress=False)[0]
 
 
-def default_batch_size(model) -> int:
-    return 64 if getattr(model.device, "type", "cpu") == "cuda" else 16
+TOKENS_PER_BATCH = 16_384  # rows x (prompt + answer) tokens in one batch on a CPU or Apple GPU
+MAX_ROWS = 64
+
+
+def plan_batches(lengths: Sequence[int], max_new_tokens: int, device_type: str = "cpu",
+                 batch_size: int | None = None) -> list[list[int]]:
+    """Split prompts (their token counts) into batches: lists of indexes, shortest prompts first.
+
+    Sorting by length keeps the padding small. ``batch_size`` fixes the rows per batch; by default a
+    CUDA GPU takes ``MAX_ROWS`` rows and a CPU (or Apple GPU) as many as fit in ``TOKENS_PER_BATCH``
+    tokens of prompt plus answer. One wide batch is faster on a CPU than several narrow ones: each
+    generated token costs one pass over the weights however many rows share it. The budget bounds
+    the attention cache (about 46 kB a token for SmolLM2-135M), and the batches come out near-equal
+    in size, so no batch is a short leftover.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    if not order:
+        return []
+    if batch_size is None:
+        if device_type == "cuda":
+            batch_size = MAX_ROWS
+        else:
+            batch_size = max(1, min(MAX_ROWS, TOKENS_PER_BATCH // (max(lengths) + max_new_tokens)))
+        n_batches = -(-len(order) // batch_size)
+        batch_size = -(-len(order) // n_batches)  # near-equal batches
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: int = 64,
@@ -158,16 +182,14 @@ def generate_batch(model, tokenizer, prompts: Sequence[Prompt], max_new_tokens: 
     if tokenizer.padding_side != "left":
         tokenizer.padding_side = "left"
     texts = [render(tokenizer, p, system=system, raw=raw) for p in prompts]
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    batch_size = batch_size or default_batch_size(model)
+    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
     answers: list[str | None] = [None] * len(texts)
-    chunks = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = plan_batches([len(i) for i in ids], max_new_tokens, getattr(model.device, "type", "cpu"), batch_size)
     bar = None
     if progress and len(chunks) > 1:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(texts), desc=progress if isinstance(progress, str) else "generating", unit="case")
-    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
     prefix = None
     if share_prefix and len(ids) > 1:
         p = _shared_prefix(ids)

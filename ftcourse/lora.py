@@ -237,11 +237,13 @@ def in_notebook() -> bool:
 class LiveLossPlot:
     """Train and validation loss (left) and the validation metric (right), redrawn in place.
 
+    It is redrawn at every validation check and otherwise at most every ``min_interval_s`` seconds:
+    a redraw costs about 0.4 s of CPU on 2 cores, which a redraw per step would take from training.
     Outside a notebook every method does nothing, so scripts and tests pay nothing for it.
     """
 
     def __init__(self, enabled: bool | None = None, metric_name: str = "validation compliance",
-                 target: float | None = None, min_interval_s: float = 2.0):
+                 target: float | None = None, min_interval_s: float = 10.0):
         self.enabled = in_notebook() if enabled is None else enabled
         self.metric_name, self.target, self.min_interval_s = metric_name, target, min_interval_s
         self._last = 0.0
@@ -437,9 +439,9 @@ class TrainResult:
                  f"{self.eval_seconds:.1f} s validation checks, {self.wall_seconds:.1f} s in all; "
                  f"{self.trained_tokens:,} tokens"]
         if self.final_metric is not None:
-            lines.append(f"last validation metric {self.final_metric:.0%}"
-                         + (f", target reached at step {self.reached_step}" if self.reached_step else
-                            ", target not reached"))
+            reached = ("" if self.settings.target is None else
+                       f", target reached at step {self.reached_step}" if self.reached_step else ", target not reached")
+            lines.append(f"last validation metric {self.final_metric:.0%}{reached}")
         return "; ".join(lines)
 
     def __str__(self) -> str:
@@ -455,6 +457,9 @@ def add_lora(model, settings: LoraSettings | None = None, adapter_name: str = "d
     from peft import LoraConfig, PeftModel, get_peft_model
 
     s = settings or LoraSettings()
+    if not adapter_name or "." in adapter_name:
+        raise CourseError(f"Adapter name {adapter_name!r} cannot be used: pick a non-empty name without dots, "
+                          "such as 'format_v2'.")
     config = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout,
                         target_modules=list(s.target_modules), task_type="CAUSAL_LM", bias="none")
     torch.manual_seed(s.seed)  # A is initialised at random: same seed, same adapter
@@ -470,6 +475,26 @@ def add_lora(model, settings: LoraSettings | None = None, adapter_name: str = "d
     for name, p in model.named_parameters():  # only the new adapter learns
         p.requires_grad = f".{adapter_name}." in name and "lora_" in name
     return model
+
+
+def copy_adapter_weights(model, source: str, target: str) -> None:
+    """Start adapter ``target`` from the weights of adapter ``source`` (same rank and modules)."""
+    if source not in getattr(model, "peft_config", {}):
+        raise CourseError(f"The model has no adapter named {source!r} to start from; "
+                          f"it has {sorted(getattr(model, 'peft_config', {}))}.")
+    params = dict(model.named_parameters())
+    copied = 0
+    with torch.no_grad():
+        for name, p in params.items():
+            if f".{source}." in name and "lora_" in name:
+                other = params.get(name.replace(f".{source}.", f".{target}."))
+                if other is None or other.shape != p.shape:
+                    raise CourseError(f"Adapters {source!r} and {target!r} differ in shape ({name}); "
+                                      "start from an adapter with the same rank and target modules.")
+                other.copy_(p)
+                copied += 1
+    if not copied:
+        raise CourseError(f"Adapter {source!r} has no LoRA weights to copy.")
 
 
 def trainable_parameters(model) -> tuple[int, int]:
@@ -488,7 +513,8 @@ def _sync(device: torch.device) -> None:
 def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
                metric: Callable | None = None, settings: LoraSettings | None = None,
                adapter_name: str = "default", plot: bool | None = None, progress: bool = True,
-               continue_from: TrainResult | None = None, **overrides) -> TrainResult:
+               continue_from: TrainResult | None = None, init_from: str | None = None,
+               **overrides) -> TrainResult:
     """Train a LoRA adapter on ``train`` (chat examples) and return a ``TrainResult``.
 
     ``val``: examples for the validation loss. ``metric``: a function ``model -> score`` checked every
@@ -516,6 +542,8 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
     wall0 = time.perf_counter()
     if prev is None:
         model = add_lora(model, s, adapter_name)
+        if init_from is not None:
+            copy_adapter_weights(model, init_from, adapter_name)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.0)
         warm = max(s.warmup_steps, 0)
@@ -581,7 +609,7 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
             if not math.isfinite(value):
                 raise CourseError(f"The loss became {value} at step {step}; lower the learning rate.")
             steps.append({"step": step, "loss": value, "train_s": train_s})
-            if step % s.eval_every == 0 or step == last:
+            if (step - first + 1) % s.eval_every == 0 or step == last:  # counted from this call's first step
                 check(step)
                 live.update(steps, evals, force=True)
             else:
@@ -715,7 +743,8 @@ def merge_adapter(model, keep_original: bool = False):
 # --------------------------------------------------------------------------- measurements for the lab
 def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Sequence[float] = (0.0, 0.7, 1.0),
                               seeds: Sequence[int] = (0, 1), rung: str = "bare", max_new_tokens: int = 24,
-                              system: str | bool | None = False, label: str | None = None) -> list[dict]:
+                              system: str | bool | None = False, label: str | None = None,
+                              greedy: Sequence[str] | None = None) -> list[dict]:
     """Format compliance and accuracy at each temperature: ``len(seeds)`` samples per ticket (greedy once).
 
     One row per sample run: ``{"setup", "temperature", "seed", "compliance", "shape", "accuracy"}``, where
@@ -725,19 +754,29 @@ def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Seque
     All samples of one temperature are drawn in a single batch (each ticket repeated once per seed,
     the batch seeded with ``seeds[0]``): the rows sample independently, and one long batch costs far
     less than a short batch per seed. Run ``j`` is the ``j``-th sample of every ticket.
+
+    ``greedy``: answers this model already gave these tickets greedily with this ``rung`` (for example
+    ``report.outputs[:n]`` of an ``evaluate_tickets`` run); temperature 0 then scores them instead of
+    generating the same answers again.
     """
     from .chat import generate_batch
     from .evals import build_prompts, cannot_be_ticket_json, check_ticket_format, score_outputs
 
     tickets = list(tickets)
+    if greedy is not None and len(greedy) != len(tickets):
+        raise CourseError(f"greedy has {len(greedy)} answers for {len(tickets)} tickets; pass the answers "
+                          "to exactly these tickets (e.g. report.outputs[:len(tickets)]).")
     prompts = build_prompts(tickets, rung)
     rows = []
     for temperature in temperatures:
         runs = list(seeds) if temperature > 0 else list(seeds[:1])
-        outputs = generate_batch(model, tok, [p for p in prompts for _ in runs], max_new_tokens=max_new_tokens,
-                                 temperature=temperature, seed=runs[0], system=system,
-                                 batch_size=len(prompts) * len(runs), progress=False,
-                                 stop_when=cannot_be_ticket_json)  # scores unchanged, time saved
+        if temperature <= 0 and greedy is not None:
+            outputs = list(greedy)
+        else:
+            outputs = generate_batch(model, tok, [p for p in prompts for _ in runs], max_new_tokens=max_new_tokens,
+                                     temperature=temperature, seed=runs[0], system=system,
+                                     batch_size=len(prompts) * len(runs), progress=False,
+                                     stop_when=cannot_be_ticket_json)  # scores unchanged, time saved
         for j, seed in enumerate(runs):
             run = outputs[j::len(runs)]
             shape = sum(check_ticket_format(o).exact_schema for o in run) / len(run)

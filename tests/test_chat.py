@@ -129,3 +129,19 @@ def test_stop_when_ends_each_row_early(sensitive_model, tokenizer):
                               stop_when=lambda text: len(text.strip()) > 0)
     for f, c in zip(full, cut, strict=True):
         assert c and f.startswith(c) and len(c) < len(f)  # the same answer, cut after its first word piece
+
+
+def test_plan_batches_fills_a_token_budget_in_near_equal_batches():
+    lengths = [50 + (i * 7) % 30 for i in range(60)]  # 60 short prompts
+    batches = chat.plan_batches(lengths, max_new_tokens=24)
+    assert sorted(i for b in batches for i in b) == list(range(60))
+    assert len(batches) == 1  # short prompts: one wide batch is the fast way on a CPU
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)  # shortest first, so each batch pads little
+    long = [640] * 60  # few-shot-sized prompts: the budget splits them
+    batches = chat.plan_batches(long, max_new_tokens=24)
+    sizes = [len(b) for b in batches]
+    assert max(sizes) * (640 + 24) <= chat.TOKENS_PER_BATCH and max(sizes) - min(sizes) <= 1
+    assert [len(b) for b in chat.plan_batches(lengths, 24, batch_size=16)] == [16, 16, 16, 12]  # fixed size kept
+    assert len(chat.plan_batches(lengths, 24, device_type="cuda")) == 1
+    assert chat.plan_batches([], 24) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -452,3 +454,59 @@ def test_the_last_step_is_always_checked_with_the_progress_bar_on(tokenizer):
     result = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, metric=lambda m: 0.0, target=0.9,
                              max_steps=5, eval_every=4, batch_size=3, progress=True, plot=False)
     assert [e["step"] for e in result.evals] == [4, 5] and result.reached_step is None
+
+
+def test_a_continuation_counts_checks_from_its_own_first_step(tokenizer):
+    """``eval_every=N`` on a continuation of N steps checks once, at its end (not at a multiple of N
+    that happens to fall inside it)."""
+    first = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, metric=lambda m: 0.5, target=None,
+                            max_steps=2, eval_every=2, batch_size=3, progress=False, plot=False)
+    more = lora.train_lora(None, tokenizer, EXAMPLES, metric=lambda m: 0.5, continue_from=first, max_steps=4,
+                           eval_every=4, progress=False, plot=False)
+    assert [e["step"] for e in more.evals] == [2, 6]
+    assert "target" not in more.summary()  # no target was set, so none is "not reached"
+
+
+def test_init_from_starts_a_new_adapter_from_another(tokenizer):
+    first = lora.train_lora(tiny_model(tokenizer), tokenizer, EXAMPLES, max_steps=3, batch_size=3,
+                            learning_rate=2e-2, progress=False, plot=False, adapter_name="old")
+    model = first.model
+    old = {n: p.detach().clone() for n, p in model.named_parameters() if ".old." in n}
+    lora.add_lora(model, adapter_name="copy")
+    lora.copy_adapter_weights(model, "old", "copy")
+    copied = {n.replace(".copy.", ".old."): p for n, p in model.named_parameters() if ".copy." in n}
+    assert copied.keys() == old.keys() and all(torch.equal(copied[n], old[n]) for n in old)
+    # a step at learning rate 0 changes nothing, so "new" must still hold exactly the weights of "old"
+    lora.train_lora(model, tokenizer, EXAMPLES, max_steps=1, batch_size=3, learning_rate=0.0,
+                    progress=False, plot=False, adapter_name="new", init_from="old")
+    new = {n.replace(".new.", ".old."): p for n, p in model.named_parameters() if ".new." in n}
+    assert new.keys() == old.keys() and all(torch.equal(new[n], old[n]) for n in old)
+    assert any("lora_B" in n and p.abs().sum() > 0 for n, p in new.items())  # and they are not a fresh (zero) B
+    with pytest.raises(CourseError, match="no adapter named 'nope'"):
+        lora.train_lora(model, tokenizer, EXAMPLES, max_steps=1, progress=False, plot=False,
+                        adapter_name="other", init_from="nope")
+
+
+def test_adapter_names_with_dots_are_refused_clearly(tokenizer):
+    with pytest.raises(CourseError, match="without dots"):
+        lora.add_lora(tiny_model(tokenizer), adapter_name="mix0.002")
+
+
+def test_compliance_by_temperature_reuses_greedy_answers(monkeypatch):
+    import ftcourse.chat
+    from ftcourse.datasets import load_tickets
+
+    tickets = load_tickets("test")[:2]
+    calls = []
+
+    def fake(model, tok, prompts, temperature=0.0, **kw):
+        calls.append(temperature)
+        return ["no"] * len(prompts)
+
+    monkeypatch.setattr(ftcourse.chat, "generate_batch", fake)
+    greedy = [json.dumps({"category": t.category, "urgency": t.urgency}) for t in tickets]
+    rows = lora.compliance_by_temperature(None, None, tickets, temperatures=(0.0, 1.0), seeds=(0, 1), greedy=greedy)
+    assert calls == [1.0]  # temperature 0 was not generated again
+    assert [(r["temperature"], r["compliance"]) for r in rows] == [(0.0, 1.0), (1.0, 0.0), (1.0, 0.0)]
+    with pytest.raises(CourseError, match="2 tickets"):
+        lora.compliance_by_temperature(None, None, tickets, greedy=greedy[:1])
