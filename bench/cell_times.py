@@ -27,9 +27,9 @@ def cell_times(path: Path, timeout: int = 1200, save: Path | None = None) -> tup
                 continue
             t0 = time.perf_counter()
             client.execute_cell(cell, index)
-            first = next((line for line in cell.source.splitlines() if line.strip()), "")
-            times.append((index, time.perf_counter() - t0, first[:70]))
-            print(f"[{index:2d}] {times[-1][1]:7.1f} s  {first[:70]}", flush=True)
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
+            times.append((index, time.perf_counter() - t0, first))
+            print(f"[{index:2d}] {times[-1][1]:7.1f} s  {first}", flush=True)
     if save is not None:
         nbformat.write(nb, save)
     return times, time.perf_counter() - start

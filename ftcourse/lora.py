@@ -316,7 +316,7 @@ def compliance_metric(tok, tickets: Sequence, max_new_tokens: int = 24, rung: st
 
     def metric(model) -> float:
         return evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens, system=system,
-                                batch_size=len(tickets), progress=False, stop_at_failure=True).compliance
+                                progress=False, stop_at_failure=True).compliance
 
     metric.__name__ = "validation compliance"
     return metric
@@ -331,7 +331,7 @@ def fact_metric(tok, questions: Sequence, facts: Sequence, max_new_tokens: int =
 
     def metric(model) -> float:
         return evaluate_facts(model, tok, questions, facts, max_new_tokens=max_new_tokens, system=system,
-                              batch_size=len(questions), progress=False).accuracy
+                              progress=False).accuracy
 
     metric.__name__ = "fact accuracy"
     return metric
@@ -439,9 +439,10 @@ class TrainResult:
                  f"{self.eval_seconds:.1f} s validation checks, {self.wall_seconds:.1f} s in all; "
                  f"{self.trained_tokens:,} tokens"]
         if self.final_metric is not None:
-            reached = ("" if self.settings.target is None else
-                       f", target reached at step {self.reached_step}" if self.reached_step else ", target not reached")
-            lines.append(f"last validation metric {self.final_metric:.0%}{reached}")
+            line = f"last validation metric {self.final_metric:.0%}"
+            if self.settings.target is not None:
+                line += f", target reached at step {self.reached_step}" if self.reached_step else ", target not reached"
+            lines.append(line)
         return "; ".join(lines)
 
     def __str__(self) -> str:
