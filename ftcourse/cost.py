@@ -81,3 +81,63 @@ def plot_break_even(cases: list[BreakEven], max_requests: float | None = None):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- the whole cost of owning a fine-tune
+@dataclass
+class OwnershipCosts:
+    """What owning a fine-tune costs beyond the training run, in money (seeds 001 and 002).
+
+    One-time: building the dataset (``dataset_examples`` x ``minutes_per_example`` of someone's time),
+    an eval suite (``eval_suite_hours``), and the training run. Every month: hosting the tuned model
+    (``hosting_per_month``), retraining (``retrains_per_year`` runs, each needing ``refresh_hours`` of
+    data and eval work plus a training run) and keeping the eval suite alive (``eval_upkeep_hours``).
+    Every figure is an input you replace with your own.
+    """
+
+    training_run: float  # money for one training run
+    dataset_examples: int
+    minutes_per_example: float = 2.0
+    hourly_rate: float = 60.0
+    eval_suite_hours: float = 16.0
+    hosting_per_month: float = 0.0
+    retrains_per_year: float = 4.0  # seed 002: quarterly is a reasonable starting cadence
+    refresh_hours: float = 8.0
+    eval_upkeep_hours: float = 2.0  # per month
+
+    @property
+    def dataset(self) -> float:
+        return self.dataset_examples * self.minutes_per_example / 60 * self.hourly_rate
+
+    @property
+    def one_time(self) -> float:
+        return self.dataset + self.eval_suite_hours * self.hourly_rate + self.training_run
+
+    @property
+    def per_month(self) -> float:
+        retrain = self.retrains_per_year / 12 * (self.refresh_hours * self.hourly_rate + self.training_run)
+        return self.hosting_per_month + retrain + self.eval_upkeep_hours * self.hourly_rate
+
+    def breakdown(self) -> dict[str, float]:
+        """Each cost on its own line, for a table."""
+        return {"dataset (one-time)": self.dataset, "eval suite (one-time)": self.eval_suite_hours * self.hourly_rate,
+                "training run (one-time)": self.training_run, "hosting (per month)": self.hosting_per_month,
+                "retraining (per month)": self.retrains_per_year / 12 * (self.refresh_hours * self.hourly_rate
+                                                                         + self.training_run),
+                "eval upkeep (per month)": self.eval_upkeep_hours * self.hourly_rate}
+
+
+def ownership_break_even(costs: OwnershipCosts, saving_per_request: float, requests_per_month: float) -> dict:
+    """When does a fine-tune pay for *owning* it, not only for its training run?
+
+    The saving per request must first cover the monthly costs; what is left repays the one-time costs.
+    Returns ``{"min_requests_per_month", "months", "requests"}``: the volume below which the fine-tune
+    never pays (``inf`` if nothing is saved), and at ``requests_per_month`` the months and requests until
+    it has paid back (``inf`` if it never does).
+    """
+    if saving_per_request <= 0:
+        return {"min_requests_per_month": math.inf, "months": math.inf, "requests": math.inf}
+    floor = costs.per_month / saving_per_request
+    surplus = requests_per_month * saving_per_request - costs.per_month
+    months = costs.one_time / surplus if surplus > 0 else math.inf
+    return {"min_requests_per_month": floor, "months": months, "requests": months * requests_per_month}

@@ -17,9 +17,10 @@ METRICS = (
     ("compliance", "format compliance", "share"),
     ("accuracy", "label accuracy", "share"),
     ("prompt_tokens", "prompt tokens / request", "count"),
-    ("latency_s", "seconds / request", "seconds"),
+    ("latency_s", "throughput: batch seconds / ticket", "seconds"),
 )
-RUNG_NAMES = {"bare": "bare", "vague": "vague", "clear": "clear", "few_shot": "few-shot"}
+RUNG_NAMES = {"bare": "bare", "vague": "vague", "clear": "clear", "few_shot": "few-shot",
+              "majority": "majority label (constant)"}
 
 
 def climb_ladder(model, tok, tickets, rungs: Sequence[str] = LESSON_RUNGS, max_new_tokens: int = 32,
@@ -34,16 +35,31 @@ def climb_ladder(model, tok, tickets, rungs: Sequence[str] = LESSON_RUNGS, max_n
     return reports
 
 
-def ladder_rows(reports: Mapping) -> list[dict]:
-    """One row per rung for a table (shares as percentages)."""
-    return [{"rung": RUNG_NAMES.get(rung, rung), "n": r.n, "format compliance": f"{r.compliance:.0%}",
-             "label accuracy": f"{r.accuracy:.0%}", "category accuracy": f"{r.category_accuracy:.0%}",
-             "urgency accuracy": f"{r.urgency_accuracy:.0%}", "prompt tokens": round(r.prompt_tokens),
-             "s / request": round(r.latency_s, 3)} for rung, r in reports.items()]
+def ladder_rows(reports: Mapping, baseline=None) -> list[dict]:
+    """One row per rung for a table (shares as percentages, each with its 95 % Wilson interval).
+
+    ``baseline``: a report of a constant answer (``ftcourse.evals.majority_baseline``), shown first:
+    the bar a rung's accuracy must clear before it means anything. "throughput" is the batch's wall
+    time divided by its tickets, not the wait of one request on its own.
+    """
+    rows = []
+    for rung, r in ([("majority", baseline)] if baseline is not None else []) + list(reports.items()):
+        acc, comp = r.rate("accuracy"), r.rate("compliance")
+        rows.append({"rung": RUNG_NAMES.get(rung, rung), "n": r.n,
+                     "format compliance": f"{r.compliance:.0%}", "compliance 95% CI": f"{comp.low:.0%}-{comp.high:.0%}",
+                     "label accuracy": f"{r.accuracy:.0%}", "accuracy 95% CI": f"{acc.low:.0%}-{acc.high:.0%}",
+                     "category accuracy": f"{r.category_accuracy:.0%}",
+                     "urgency accuracy": f"{r.urgency_accuracy:.0%}", "prompt tokens": round(r.prompt_tokens),
+                     "throughput: batch s / ticket": round(r.latency_s, 3)})
+    return rows
 
 
-def plot_ladder(reports: Mapping, title: str = "The prompt ladder on the eval set"):
-    """Four small bar charts side by side: compliance, accuracy, prompt tokens, latency."""
+def plot_ladder(reports: Mapping, title: str = "The prompt ladder on the eval set", baseline=None):
+    """Four small bar charts side by side: compliance, accuracy, prompt tokens, throughput.
+
+    Shares carry their 95 % Wilson interval as an error bar; ``baseline`` (a constant-answer report)
+    is drawn as a dashed line on the accuracy panel.
+    """
     import matplotlib.pyplot as plt
 
     names = [RUNG_NAMES.get(r, r) for r in reports]
@@ -51,15 +67,24 @@ def plot_ladder(reports: Mapping, title: str = "The prompt ladder on the eval se
     colours = ["#9ca3af", "#60a5fa", "#2563eb", "#1e3a8a", "#f59e0b"][: len(names)]
     for ax, (key, label, kind) in zip(axes, METRICS, strict=True):
         values = [getattr(r, key) for r in reports.values()]
-        bars = ax.bar(names, values, color=colours)
         if kind == "share":
-            ax.set_ylim(0, 1.05)
+            rates = [r.rate(key) for r in reports.values()]
+            err = [[max(0.0, v - q.low) for v, q in zip(values, rates, strict=True)],
+                   [max(0.0, q.high - v) for v, q in zip(values, rates, strict=True)]]
+            bars = ax.bar(names, values, color=colours, yerr=err, capsize=3, error_kw={"lw": 1})
+            if key == "accuracy" and baseline is not None:
+                ax.axhline(baseline.accuracy, ls="--", color="#dc2626", lw=1.2,
+                           label=f"majority label {baseline.accuracy:.0%}")
+                ax.legend(fontsize=7, loc="upper left")
+            ax.set_ylim(0, 1.1)
             texts = [f"{v:.0%}" for v in values]
         elif kind == "count":
             texts = [f"{v:.0f}" for v in values]
         else:
             texts = [f"{v:.2f}" for v in values]
-        ax.bar_label(bars, texts, fontsize=8)
+        if kind != "share":
+            bars = ax.bar(names, values, color=colours)
+        ax.bar_label(bars, texts, fontsize=8, label_type="center" if kind == "share" else "edge")
         ax.set_title(label, fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)
@@ -97,12 +122,22 @@ def describe_step(lower: str, upper: str, reports: Mapping) -> str:
             f"({cost:.1f}x).")
 
 
-def remaining_gap(reports: Mapping) -> dict:
-    """What the best prompt rung still gets wrong, as shares of the eval set."""
+def remaining_gap(reports: Mapping, target: float | None = None) -> dict:
+    """What the best prompt rung still gets wrong, as shares of the eval set.
+
+    With a ``target`` accuracy (what the desk needs), ``measured_gap`` says whether the gap is real:
+    True only when even the top of the best rung's 95 % interval is below the target, so one or two
+    lucky tickets could not close it. ``target_gap`` is how far the best rung is from the target.
+    """
     best = best_rung(reports)
     r = reports[best]
-    return {"best_rung": best, "compliance": r.compliance, "accuracy": r.accuracy,
-            "format_gap": 1 - r.compliance, "label_gap": 1 - r.accuracy}
+    gap = {"best_rung": best, "compliance": r.compliance, "accuracy": r.accuracy,
+           "format_gap": 1 - r.compliance, "label_gap": 1 - r.accuracy}
+    if target is not None:
+        rate = r.rate("accuracy")
+        gap.update(target=target, target_gap=max(0.0, target - r.accuracy), accuracy_high=rate.high,
+                   measured_gap=rate.high < target)
+    return gap
 
 
 def most_common_answer(report) -> tuple[str, int]:
@@ -114,11 +149,15 @@ def most_common_answer(report) -> tuple[str, int]:
     return Counter(report.outputs).most_common(1)[0]
 
 
-def describe_ladder(reports: Mapping) -> list[str]:
-    """Sentences that follow from the numbers: what each rung fixed and what gap remains."""
+def describe_ladder(reports: Mapping, baseline=None, target: float | None = None) -> list[str]:
+    """Sentences that follow from the numbers: what each rung fixed and what gap remains.
+
+    ``baseline``: the constant majority-label report; the best rung is compared with it, beyond the
+    noise (non-overlapping 95 % intervals) or not. ``target``: the accuracy the task needs.
+    """
     rungs = list(reports)
     lines = [describe_step(a, b, reports) for a, b in zip(rungs, rungs[1:], strict=False)]
-    gap = remaining_gap(reports)
+    gap = remaining_gap(reports, target)
     best = RUNG_NAMES.get(gap["best_rung"], gap["best_rung"])
     n = reports[gap["best_rung"]].n
     wrong = round(gap["label_gap"] * n)
@@ -138,12 +177,31 @@ def describe_ladder(reports: Mapping) -> list[str]:
                      if check_ticket_format(top).ok else "")
             lines.append(f"Its answers repeat: {count} of {n} are the same one, {top}, so the answer barely "
                          f"depends on the ticket.{shape}")
+        best_report = reports[gap["best_rung"]]
+        if baseline is not None:
+            ours, bar = best_report.rate("accuracy"), baseline.rate("accuracy")
+            if ours.beats(bar):
+                lines.append(f"Its label accuracy, {ours}, beats always answering the majority label pair "
+                             f"({bar}) beyond the noise.")
+            elif bar.beats(ours):
+                lines.append(f"Its label accuracy, {ours}, is below a constant answer: always answering the "
+                             f"majority label pair scores {bar}. The prompt taught no judgement at all.")
+            else:
+                lines.append(f"Its label accuracy, {ours}, cannot be told apart from a constant answer: always "
+                             f"answering the majority label pair scores {bar}.")
+        if target is not None:
+            if gap["measured_gap"]:
+                lines.append(f"The task needs {target:.0%}; even the top of the best rung's 95 % interval "
+                             f"({gap['accuracy_high']:.0%}) is below it, so the gap is measured, not noise.")
+            else:
+                lines.append(f"The task needs {target:.0%}, and the best rung's 95 % interval reaches "
+                             f"{gap['accuracy_high']:.0%}: this eval set cannot show a gap.")
         if gap["format_gap"] > 0:
             lines.append("Those are repeated, nameable misses of one stable behaviour (the house JSON and "
                          "labels) that the prompt rungs did not close: the kind of gap a fine-tune can target.")
         else:
-            lines.append("Every answer keeps the format, so what remains is the labels themselves: "
-                         "harder to blame on the prompt, still a stable, repeated behaviour.")
+            lines.append("Every answer keeps the format, so what remains is the labels themselves: the "
+                         "prompt gave the shape, not the judgement of which label fits which ticket.")
     return lines
 
 

@@ -16,8 +16,12 @@ The pieces, in the order lesson 04 uses them:
 
 Why a short explicit loop rather than ``transformers.Trainer``
 --------------------------------------------------------------
-The loop below is about forty lines you can read top to bottom, and every lever the lesson talks
-about is a visible line in it: which tokens are in the loss, how a batch is padded, when to stop.
+The training step itself is six lines of ``train_lora`` (collate a batch, ``answer_loss``, backward,
+clip, optimizer step, zero the gradients): the same six lines lesson 04 writes out by hand before the
+loop takes over. The rest of the function (about a hundred lines) is bookkeeping you can read top to
+bottom: the clock, the progress bar, validation checks, early stopping and continuing a run. Every
+lever the lesson talks about is a visible line: which tokens are in the loss, how a batch is padded,
+when to stop.
 Early stopping here is decided by *generating* answers for validation tickets and checking their
 format; ``Trainer``'s evaluation loop computes a loss, so the same thing there needs a callback that
 reaches into the model and tokenizer and pauses the clock by hand. On a laptop CPU, where a step
@@ -301,24 +305,49 @@ def draw_training(steps: list[dict], evals: list[dict], ax_loss, ax_metric=None,
 
 
 # --------------------------------------------------------------------------- validation metric
-def compliance_metric(tok, tickets: Sequence, max_new_tokens: int = 24, rung: str = "bare",
-                      system: str | bool | None = False) -> Callable:
-    """A function ``model -> format compliance`` on ``tickets``, for early stopping.
+def ticket_metric(tok, tickets: Sequence, key: str = "compliance", max_new_tokens: int = 24, rung: str = "bare",
+                  system: str | bool | None = False) -> Callable:
+    """A function ``model -> share`` on ``tickets`` for early stopping: ``key`` is ``"compliance"``
+    (format) or ``"accuracy"`` (both labels right).
 
     It generates greedy answers with the short ``bare`` prompt (what the tuned model will serve with)
-    and scores them with ``ftcourse.evals.format_compliance``. A compliant answer is ~16 tokens, so a
-    small ``max_new_tokens`` keeps each check cheap, and an answer stops as soon as it cannot pass
-    (before the format locks in, that is after one token).
+    and scores them with ``ftcourse.evals``. A compliant answer is ~16 tokens, so a small
+    ``max_new_tokens`` keeps each check cheap, and an answer stops as soon as it cannot pass (before the
+    format locks in, that is after one token). Both numbers come from the same answers, so every check
+    records both (``metric.last``; ``train_lora`` stores them as ``val_compliance`` and ``val_accuracy``).
     """
     from .evals import evaluate_tickets
 
+    if key not in ("compliance", "accuracy"):
+        raise CourseError(f"ticket_metric measures 'compliance' or 'accuracy', not {key!r}.")
     tickets = list(tickets)
 
     def metric(model) -> float:
-        return evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens, system=system,
-                                progress=False, stop_at_failure=True).compliance
+        report = evaluate_tickets(model, tok, tickets, rung=rung, max_new_tokens=max_new_tokens, system=system,
+                                  progress=False, stop_at_failure=True)
+        metric.last = {"compliance": report.compliance, "accuracy": report.accuracy, "n": report.n}
+        return getattr(report, key)
 
-    metric.__name__ = "validation compliance"
+    metric.last = None
+    metric.__name__ = f"validation {'compliance' if key == 'compliance' else 'label accuracy'}"
+    return metric
+
+
+def compliance_metric(tok, tickets: Sequence, max_new_tokens: int = 24, rung: str = "bare",
+                      system: str | bool | None = False) -> Callable:
+    """A function ``model -> format compliance`` on ``tickets`` (``ticket_metric`` with its default key)."""
+    return ticket_metric(tok, tickets, "compliance", max_new_tokens=max_new_tokens, rung=rung, system=system)
+
+
+def leak_metric(tok, prompts: Sequence, max_new_tokens: int = 32) -> Callable:
+    """A function ``model -> share of general prompts answered as ticket JSON`` (lower is better), to
+    watch a regression at every check of a run instead of at one lucky step."""
+    prompts = list(prompts)
+
+    def metric(model) -> float:
+        return ticket_format_leak(model, tok, prompts, max_new_tokens=max_new_tokens).rate
+
+    metric.__name__ = "probe leak"
     return metric
 
 
@@ -580,6 +609,9 @@ def train_lora(model, tok, train: Sequence, val: Sequence | None = None, *,
         row = {"step": step, "train_s": train_s,
                "val_loss": dataset_loss(model, val_encoded, pad_id) if val_encoded else None,
                "metric": float(metric(model)) if metric else None}
+        extra = getattr(metric, "last", None)  # a metric that measures more than it returns (ticket_metric)
+        if isinstance(extra, dict):
+            row.update({f"val_{k}": v for k, v in extra.items()})
         model.train()
         eval_s += time.perf_counter() - t0
         evals.append(row)
@@ -782,17 +814,27 @@ def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Seque
             run = outputs[j::len(runs)]
             shape = sum(check_ticket_format(o).exact_schema for o in run) / len(run)
             score = score_outputs(run, tickets)
-            rows.append({"setup": label or rung, "temperature": temperature, "seed": seed,
+            rows.append({"setup": label or rung, "temperature": temperature, "seed": seed, "n": len(run),
                          "compliance": score["compliance"], "shape": shape, "accuracy": score["accuracy"]})
     return rows
 
 
 def by_temperature(rows: Sequence[dict], key: str = "compliance") -> dict[float, dict]:
-    """``{temperature: {"mean", "min", "max", "runs"}}`` of one setup's rows."""
+    """``{temperature: {"mean", "min", "max", "runs", "rate"}}`` of one setup's rows.
+
+    ``rate`` pools every sampled answer at that temperature (runs x tickets) into one ``Rate``, with its
+    n and 95 % Wilson interval (rows without an ``n`` count as one answer each).
+    """
+    from .stats import Rate
+
     out: dict[float, dict] = {}
     for t in dict.fromkeys(r["temperature"] for r in rows):
-        vals = [r[key] for r in rows if r["temperature"] == t]
-        out[t] = {"mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals), "runs": len(vals)}
+        picked = [r for r in rows if r["temperature"] == t]
+        vals = [r[key] for r in picked]
+        ns = [int(r.get("n", 1)) for r in picked]
+        rate = Rate.of(round(sum(v * n for v, n in zip(vals, ns, strict=True))), sum(ns))
+        out[t] = {"mean": sum(vals) / len(vals), "min": min(vals), "max": max(vals), "runs": len(vals),
+                  "rate": rate}
     return out
 
 
@@ -801,18 +843,18 @@ _SWEEP_TITLES = {"shape": "one JSON object, exactly the two keys", "compliance":
 
 
 def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], keys: Sequence[str] = ("shape", "compliance")):
-    """Mean metric against temperature for each setup, one panel per metric; bars span the seeds."""
+    """Share of answers against temperature for each setup, one panel per metric; error bars are the
+    95 % Wilson interval over every sampled answer (runs x tickets)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(keys), figsize=(4.8 * len(keys), 3.4), squeeze=False)
     for ax, key in zip(axes[0], keys, strict=True):
-        for name, rows in sweeps.items():
+        for k, (name, rows) in enumerate(sweeps.items()):
             summary = by_temperature(rows, key)
-            ts = list(summary)
-            means = [summary[t]["mean"] for t in ts]
-            err = [[m - summary[t]["min"] for t, m in zip(ts, means, strict=True)],
-                   [summary[t]["max"] - m for t, m in zip(ts, means, strict=True)]]
-            ax.errorbar(ts, means, yerr=err, marker="o", capsize=4, label=name)
+            ts = [t + 0.015 * (k - (len(sweeps) - 1) / 2) for t in summary]  # side by side, not on top
+            rates = [v["rate"] for v in summary.values()]
+            err = [[max(0.0, r.value - r.low) for r in rates], [max(0.0, r.high - r.value) for r in rates]]
+            ax.errorbar(ts, [r.value for r in rates], yerr=err, marker="o", capsize=4, label=name)
         ax.set_title(_SWEEP_TITLES.get(key, key), fontsize=10)
         _style_share_axis(ax, "sampling temperature", "share of answers", "lower left", fontsize=8)
     fig.tight_layout()
@@ -820,13 +862,16 @@ def plot_temperature_sweep(sweeps: dict[str, Sequence[dict]], keys: Sequence[str
 
 
 def sweep_table(sweeps: dict[str, Sequence[dict]], keys: Sequence[str] = ("shape", "compliance")):
-    """A pandas table of the mean of each metric: one row per (metric, setup), one column per temperature."""
+    """A pandas table of each metric: one row per (metric, setup), one column per temperature, each cell
+    the share over all sampled answers with its n and 95 % interval."""
     import pandas as pd
 
     rows = {}
     for key in keys:
         for name, runs in sweeps.items():
-            rows[(key, name)] = {f"T={t:g}": f"{v['mean']:.0%}" for t, v in by_temperature(runs, key).items()}
+            rows[(key, name)] = {f"T={t:g}": (f"{v['rate'].value:.0%} (n={v['rate'].n}, "
+                                              f"{v['rate'].low:.0%}-{v['rate'].high:.0%})")
+                                 for t, v in by_temperature(runs, key).items()}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.names = ["metric", "setup"]
     return table
@@ -870,6 +915,33 @@ def plot_locking_in(result: TrainResult, test_compliance: float | None = None, l
     if test_compliance is not None and steps:
         ax.plot([steps[-1]], [test_compliance], "s", color="tab:red", label="held-out test, after training")
     _style_share_axis(ax, "training step", "format compliance", "center right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_label_climb(result: TrainResult, baselines: dict | None = None, test: dict | None = None,
+                     title: str = "The format locks in fast; the labels keep climbing"):
+    """Validation format compliance and label accuracy against training steps, from a run whose checks
+    used ``ticket_metric`` (which records both at every check).
+
+    ``baselines``: ``{name: Rate or share}`` drawn as horizontal lines (the majority label, the best
+    prompt). ``test``: ``{name: (step, Rate)}`` drawn as points with their 95 % intervals.
+    """
+    import matplotlib.pyplot as plt
+
+    rows = [e for e in result.evals if e.get("val_accuracy") is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    steps = [e["step"] for e in rows]
+    ax.plot(steps, [e["val_compliance"] for e in rows], "o-", color="tab:green", label="format compliance (val)")
+    ax.plot(steps, [e["val_accuracy"] for e in rows], "o-", color="tab:blue", label="label accuracy (val)")
+    for (name, value), style in zip((baselines or {}).items(), ("--", ":", "-."), strict=False):
+        ax.axhline(float(value), ls=style, color="grey", lw=1.2, label=name)
+    for name, (step, rate) in (test or {}).items():
+        ax.errorbar([step], [rate.value], yerr=[[max(0.0, rate.value - rate.low)], [max(0.0, rate.high - rate.value)]], fmt="s",
+                    color="tab:red", capsize=4, label=name)
+    ax.set_title(title, fontsize=10)
+    _style_share_axis(ax, "training step", "share of validation tickets", None)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig
 

@@ -241,3 +241,17 @@ def test_cannot_be_ticket_json_only_gives_up_on_hopeless_answers():
         assert cannot_be_ticket_json(partial), partial
         # and such an answer indeed fails whatever comes after it
         assert not check_ticket_format(partial + ' {"category": "billing", "urgency": "high"}').ok
+
+
+def test_majority_baseline_reads_no_ticket():
+    from ftcourse.datasets import load_tickets
+    from ftcourse.evals import majority_baseline, majority_labels
+
+    train, test = load_tickets("train"), load_tickets("test")
+    top = majority_labels(train)
+    report = majority_baseline(train, test)
+    assert report.compliance == 1.0 and report.prompt_tokens == 0 and report.n == len(test)
+    assert report.accuracy == sum(t.labels == top for t in test) / len(test)
+    assert report.rate().n == len(test) and report.correct.count(True) == round(report.accuracy * len(test))
+    # each field's own majority is at least as good as the pair's field
+    assert report.category_accuracy >= sum(t.category == top["category"] for t in test) / len(test)

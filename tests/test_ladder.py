@@ -112,3 +112,16 @@ def test_repeated_answers_are_called_out():
     lines = describe_ladder(r)
     assert any(f"6 of 8 are the same one, {same}" in line and "shape is right" in line for line in lines)
     assert "Every answer keeps the format" in lines[-1]
+
+
+def test_baseline_and_target_sentences(climbing):
+    base = report("majority", 1.0, 0.5, 0, n=50)
+    lines = describe_ladder(climbing, baseline=base, target=0.8)
+    assert any("cannot be told apart" in line for line in lines)  # 20/50 against 25/50 is within the noise
+    assert any("below a constant answer" in line for line in describe_ladder(climbing, baseline=report("m", 1, 0.9, 0)))
+    assert any("beats always answering" in line for line in describe_ladder(climbing, baseline=report("m", 1, 0.1, 0)))
+    gap = remaining_gap(climbing, target=0.8)
+    assert gap["measured_gap"] and gap["accuracy_high"] < 0.8
+    assert not remaining_gap(climbing, target=0.45)["measured_gap"]
+    rows = ladder_rows(climbing, baseline=base)
+    assert rows[0]["rung"].startswith("majority") and "accuracy 95% CI" in rows[0]

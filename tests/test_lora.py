@@ -347,12 +347,25 @@ def test_ticket_format_leak_counts_ticket_shaped_answers(monkeypatch):
 
 
 def test_by_temperature_summarises_seeds():
-    rows = [{"temperature": 0.0, "seed": 0, "compliance": 1.0},
-            {"temperature": 1.0, "seed": 0, "compliance": 0.5},
-            {"temperature": 1.0, "seed": 1, "compliance": 0.7}]
+    rows = [{"temperature": 0.0, "seed": 0, "compliance": 1.0, "n": 10},
+            {"temperature": 1.0, "seed": 0, "compliance": 0.5, "n": 10},
+            {"temperature": 1.0, "seed": 1, "compliance": 0.7, "n": 10}]
     summary = lora.by_temperature(rows)
-    assert summary[0.0] == {"mean": 1.0, "min": 1.0, "max": 1.0, "runs": 1}
+    assert {k: summary[0.0][k] for k in ("mean", "min", "max", "runs")} == {"mean": 1.0, "min": 1.0, "max": 1.0,
+                                                                             "runs": 1}
     assert summary[1.0]["mean"] == pytest.approx(0.6) and summary[1.0]["runs"] == 2
+    pooled = summary[1.0]["rate"]  # every sampled answer counts once: 12 of 20
+    assert (pooled.successes, pooled.n) == (12, 20) and pooled.low < 0.6 < pooled.high
+
+
+def test_ticket_metric_records_both_numbers_at_every_check(tokenizer):
+    from ftcourse.datasets import load_tickets
+
+    metric = lora.ticket_metric(tokenizer, load_tickets("val")[:2], key="accuracy", max_new_tokens=4)
+    value = metric(tiny_model(tokenizer))
+    assert metric.last["accuracy"] == value and set(metric.last) == {"compliance", "accuracy", "n"}
+    with pytest.raises(Exception, match="compliance"):
+        lora.ticket_metric(tokenizer, [], key="loss")
 
 
 def test_facts_training_for_swaps_in_the_new_sheet():
