@@ -367,6 +367,14 @@ class FactReport:
     outputs: list[str] = field(repr=False)
     correct: list[bool] = field(default_factory=list, repr=False)
     n: int = 0
+    kinds: list[str] = field(default_factory=list, repr=False)  # the kind of each question, in order
+
+    def rates(self) -> dict[str, Rate]:
+        """``{kind: Rate}``: each kind's accuracy with its n and 95 % interval, plus ``"all"``."""
+        out = {kind: Rate.from_flags(c for c, k in zip(self.correct, self.kinds, strict=True) if k == kind)
+               for kind in dict.fromkeys(self.kinds)}
+        out["all"] = Rate.from_flags(self.correct)
+        return out
 
     def __str__(self) -> str:
         kinds = ", ".join(f"{k} {v:.0%}" for k, v in self.per_kind.items())
@@ -406,4 +414,4 @@ def evaluate_facts(model, tok, questions: Sequence[FactQuestion], facts: Sequenc
         marks = [c for c, q in zip(correct, questions, strict=True) if q.kind == kind]
         per_kind[kind] = sum(marks) / len(marks)
     return FactReport(accuracy=sum(correct) / len(correct), per_kind=per_kind, outputs=outputs,
-                      correct=correct, n=len(questions))
+                      correct=correct, n=len(questions), kinds=[q.kind for q in questions])

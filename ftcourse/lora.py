@@ -977,7 +977,10 @@ def stale_answers(outputs: Sequence[str], questions: Sequence, old_facts: Sequen
 
 
 def plot_fact_accuracy(table: dict[str, dict[str, float]], title: str = "Fact accuracy before and after the change"):
-    """Grouped bars: ``{"facts in weights": {"sheet v1": 0.9, "sheet v2": 0.3}, "facts in retrieval": {...}}``."""
+    """Grouped bars: ``{"facts in weights": {"sheet v1": 0.9, "sheet v2": 0.3}, "facts in retrieval": {...}}``.
+
+    Values may be shares or ``Rate`` objects; a ``Rate`` also draws its 95 % interval as an error bar.
+    """
     import matplotlib.pyplot as plt
 
     setups = list(table)
@@ -986,8 +989,12 @@ def plot_fact_accuracy(table: dict[str, dict[str, float]], title: str = "Fact ac
     width = 0.8 / max(len(phases), 1)
     for j, phase in enumerate(phases):
         xs = [i + (j - (len(phases) - 1) / 2) * width for i in range(len(setups))]
-        vals = [table[s].get(phase, float("nan")) for s in setups]
-        bars = ax.bar(xs, vals, width, label=phase)
+        cells = [table[s].get(phase, float("nan")) for s in setups]
+        vals = [float(v) for v in cells]
+        err = None
+        if all(hasattr(v, "low") for v in cells):
+            err = [[max(0.0, v.value - v.low) for v in cells], [max(0.0, v.high - v.value) for v in cells]]
+        bars = ax.bar(xs, vals, width, label=phase, yerr=err, capsize=3, error_kw={"lw": 1})
         ax.bar_label(bars, labels=[f"{v:.0%}" for v in vals], fontsize=8)
     ax.set_xticks(range(len(setups)), setups)
     ax.set_ylim(0, 1.1)

@@ -22,7 +22,8 @@ class AdapterSize:
     target_modules: tuple[str, ...]
     base_params: int
     adapter_params: int
-    adapted_layers: int
+    adapted_matrices: int  # weight matrices that got an A and a B (targets x decoder layers)
+    decoder_layers: int = 0  # transformer blocks in the model
     bytes_per_param: int = 4
 
     @property
@@ -43,7 +44,8 @@ class AdapterSize:
         return [
             {"what": "base model (frozen)", "parameters": f"{self.base_params:,}", "size (MB)": f"{self.base_mb:.1f}",
              "share": "100 %"},
-            {"what": f"LoRA adapter (r={self.r}, {'+'.join(self.target_modules)}, {self.adapted_layers} layers)",
+            {"what": f"LoRA adapter (r={self.r}, {'+'.join(self.target_modules)}: {self.adapted_matrices} matrices "
+                     f"in {self.decoder_layers} layers)",
              "parameters": f"{self.adapter_params:,}", "size (MB)": f"{self.adapter_mb:.1f}",
              "share": f"{100 * self.fraction:.2f} %"},
         ]
@@ -69,7 +71,8 @@ def count_lora_parameters(model, r: int = 8, target_modules=DEFAULT_TARGETS, lor
     adapted = sum(1 for name, _ in wrapped.named_modules() if name.endswith(".lora_A"))
     dtype = next(model.parameters()).dtype
     return AdapterSize(r=r, target_modules=tuple(target_modules), base_params=_base_param_count(model),
-                       adapter_params=trainable, adapted_layers=adapted,
+                       adapter_params=trainable, adapted_matrices=adapted,
+                       decoder_layers=int(getattr(model.config, "num_hidden_layers", 0) or 0),
                        bytes_per_param=torch.empty((), dtype=dtype).element_size())
 
 

@@ -160,12 +160,12 @@ def test_widget_updates_with_the_answers():
     assert shown == ["The facts change often"]
 
 
-def test_checklist_needs_five_yes():
+def test_checklist_needs_every_yes():
     from ftcourse.decide import CHECKLIST, checklist_verdict
 
-    assert len(CHECKLIST) == 5
-    assert checklist_verdict([True] * 5).startswith("Five yes")
-    assert checklist_verdict([True, False, True, True, False]) == "Not yet: deal with questions 2, 5 first."
-    assert checklist_verdict([True, True, True, False, True]) == "Not yet: deal with question 4 first."
+    assert len(CHECKLIST) == 6 and "examples" in CHECKLIST[1] and "context" in CHECKLIST[1]
+    assert checklist_verdict([True] * 6).startswith("6 yes out of 6")
+    assert checklist_verdict([True, False, True, True, False, True]) == "Not yet: deal with questions 2, 5 first."
+    assert checklist_verdict([True, True, True, False, True, True]) == "Not yet: deal with question 4 first."
     with pytest.raises(ValueError):
         checklist_verdict([True] * 4)

@@ -52,3 +52,23 @@ def test_the_check_catches_an_output(tmp_path):
     cell.execution_count = 1
     nb.cells.append(cell)
     assert outputs_in(nb) == [0]
+
+
+@pytest.mark.parametrize("path", course_notebooks(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_tables_show_dollar_signs_as_text(path):
+    """JupyterLab typesets text between two "$" in a pandas table as LaTeX ("3 readers at $59 and 2
+    printers at $129" turns into math). A notebook that imports pandas must switch that off."""
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    if "import pandas" not in code:
+        return
+    assert 'pd.set_option("display.html.use_mathjax", False)' in code, (
+        f"{path.name} shows pandas tables: add pd.set_option(\"display.html.use_mathjax\", False) after importing pandas")
+
+
+def test_pandas_option_really_marks_tables_for_mathjax_to_skip():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"case": ["3 card readers at $59 each and 2 receipt printers at $129 each"]})
+    with pd.option_context("display.html.use_mathjax", False):
+        html = frame._repr_html_()
+    assert "tex2jax_ignore" in html or "mathjax_ignore" in html

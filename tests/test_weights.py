@@ -24,7 +24,8 @@ def test_peft_count_matches_the_formula(tiny):
     # q_proj: 32 -> 32, v_proj: 32 -> 16 (2 kv heads of 8), 2 layers
     expected = 2 * (8 * (32 + 32) + 8 * (32 + 16))
     assert size.adapter_params == expected == lora_parameters_by_formula(tiny, r=8)
-    assert size.adapted_layers == 4
+    assert size.adapted_matrices == 4 and size.decoder_layers == 2  # q_proj and v_proj in each of 2 layers
+    assert "4 matrices in 2 layers" in size.table()[1]["what"]
     assert size.base_params == sum(p.numel() for p in tiny.parameters())
     assert 0 < size.fraction < 1
     assert size.adapter_mb == pytest.approx(expected * 4 / 1e6)
