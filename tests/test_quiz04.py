@@ -27,6 +27,10 @@ def test_break_even_counts_the_whole_bill():
         assert cost in right.text, cost
     compute_only = [o for o in q.options if "compute" in o.text and not o.correct]
     assert len(compute_only) == 1  # the training-compute-only formula is a wrong answer now
+    # the explanation names the package's model of that bill, which must exist
+    from ftcourse import cost
+
+    assert "ftcourse.cost.OwnershipCosts" in right.explain and hasattr(cost, "OwnershipCosts")
 
 
 def test_baseline_question_quotes_the_wilson_interval():
