@@ -1,6 +1,7 @@
 """Quiz 01 holds what the issues ask for: the seed's quick check with disjoint choices, its checkpoint,
 and a checklist that says where its questions come from."""
 
+from ftcourse.decide import CHECKLIST
 from ftcourse.quiz import grade, load_quiz, validate_quiz_file
 
 
@@ -53,8 +54,9 @@ def test_checklist_says_the_course_wrote_it_and_has_the_capability_question():
     assert "does not print its questions" in q.source and "course wrote its own" in q.source
     assert "five" not in q.prompt.lower()  # the course's list is not seed 004's (unlisted) five
     correct = [o.text for o in q.options if o.correct]
-    assert len(correct) >= 5
+    assert len(correct) == len(CHECKLIST)  # one right option per question of the lesson's checklist
     assert any("examples are in its context" in text for text in correct)  # seed 000's capability test
+    assert any("in its context" in question for question in CHECKLIST)
     assert not any("GPU" in o.text for o in q.options)  # the too-easy distractor is gone
     wrong = [o for o in q.options if not o.correct]
     assert len(wrong) >= 2
