@@ -36,7 +36,7 @@ from typing import Literal
 from .backoffice import dollars
 from .datasets import DATA_DIR, Fact, load_jsonl
 from .errors import CourseError
-from .evals import fact_is_correct
+from .evals import fact_is_correct, normalise_text
 from .stats import Rate
 
 Store = Literal["austin", "boston", "denver", "portland"]
@@ -616,8 +616,12 @@ class Executor:
         name, args = call["name"], call["arguments"]
         spec = self.tools.get(name)
         if spec is None:
-            return self._refuse(name, None, "unknown_tool",
+            return self._refuse(name[:40], None, "unknown_tool",
                                 f"There is no tool {name[:40]!r}. The tools are: {', '.join(self.tools)}.")
+        try:
+            json.dumps(args, allow_nan=False)
+        except (TypeError, ValueError):
+            return self._refuse(name, None, "bad_item", "The arguments are not plain JSON values.")
         size = _size_problem(args, self.limits)
         if size:
             return self._refuse(name, None, "too_large", size)
@@ -997,6 +1001,29 @@ def truth_keywords(truth) -> list[str]:
     if isinstance(truth, str):
         return [truth]
     raise CourseError(f"No keywords for a truth of type {type(truth).__name__}.")
+
+
+_STATED_VALUE = {
+    "qty": re.compile(r"(?<![\w.$-])\d+(?![\w]|\.\d)|\b(?:" + "|".join(_NUMBER_WORDS)
+                      + r"|none left|sold out|out of stock|in stock)\b"),
+    "status": re.compile(r"\b(?:processing|being processed|shipped|dispatched|in transit|on its way|delivered"
+                         r"|arrived|cancell?ed)\b"),
+    "plan": re.compile(r"\b(?:starter|pro|business)\s+(?:plan|tier|subscription)\b"
+                       r"|\bon\s+(?:the\s+)?(?:starter|pro|business)\b"),
+    "balance": re.compile(r"\$\s?\d|\b\d+(?:\.\d\d)?\s?(?:dollars|usd)\b|\bnothing (?:is )?(?:due|owed|owing)\b"
+                          r"|\bno balance\b|\bcredit of\b"),
+}
+
+
+def states_a_value(answer: str, request: ToolRequest | str) -> bool:
+    """Does a free-text answer state a value for the question (a quantity, a status, a plan, an
+    amount), right or wrong? Without a tool, such an answer was made up: that is what "invents an
+    answer" counts. ``request`` is a live-state ``ToolRequest`` or its ``truth`` field name.
+    A heuristic on purpose (patterns, not understanding): read a sample of what it flags."""
+    name = request.truth if isinstance(request, ToolRequest) else request
+    if name not in _STATED_VALUE:
+        raise CourseError(f"No value pattern for {name!r}; use a live-state request or one of {sorted(_STATED_VALUE)}.")
+    return bool(_STATED_VALUE[name].search(normalise_text(answer or "")))
 
 
 def answer_is_correct(answer: str, truth) -> bool:

@@ -633,3 +633,22 @@ def test_request_messages_name_the_customer():
     with pytest.raises(CourseError, match="customer_id"):
         tools.request_messages("Which plan am I on?")
     assert isinstance(r, ToolRequest) and r.expected == format_tool_calls(r.gold)
+
+
+def test_states_a_value_spots_made_up_answers():
+    says = tools.states_a_value
+    assert says("Austin has 19 TW-CR2 readers.", "qty") and says("Yes, it's in stock.", "qty")
+    assert not says("I can't check live stock, sorry.", "qty") and not says("The TW-CR2 costs $59.", "qty")
+    assert says("Your order O-5003 has shipped.", "status") and not says("I can't see order O-5003.", "status")
+    assert says("You're on the Pro plan.", "plan") and not says("Your business matters to us.", "plan")
+    assert says("You owe $49.", "balance") and not says("I have no access to your balance.", "balance")
+    live = load_tool_requests("test", kind="live_state")[0]
+    assert says("There are 12.", live) == (live.truth == "qty")
+    with pytest.raises(CourseError, match="value pattern"):
+        says("hi", "colour")
+
+
+def test_arguments_that_are_not_json_are_refused(conn):
+    ex = Executor(conn, "C-1007")
+    assert ex.run(call("get_stock", store="austin", sku={1, 2})).reason == "bad_item"
+    assert ex.run(call("issue_refund", order_id="O-5003", amount=float("nan"))).reason == "bad_item"
