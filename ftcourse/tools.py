@@ -4,8 +4,9 @@ that guards the database, and the metrics of lesson 03.
 The pieces, in the order a request goes through them:
 
 1. **Tools** (``TillwiseTools``): plain Python methods with type hints and Google-style docstrings.
-   Their JSON schemas come from ``transformers.utils.get_json_schema`` and are then tightened
-   (``tighten``): no extra properties, length limits, patterns for ids.
+   Their JSON schemas come from ``transformers.utils.get_json_schema`` (which skips ``self``, so the
+   database connection is bound in and never an argument the model could set) and are then
+   tightened (``tighten``): no extra properties, length limits, patterns for ids.
 2. **The call format** of SmolLM2-1.7B-Instruct: ``<tool_call>[{"name": ..., "arguments": {...}}]
    </tool_call>``, and ``<tool_call>[]</tool_call>`` when no tool fits (``format_tool_calls``).
    ``tool_chat_template()`` is a chat template that writes the tool list, assistant calls and tool
