@@ -133,3 +133,22 @@ def beats_paired(a_flags, b_flags, alpha: float = 0.05) -> bool:
         return False
     p_value = sum(comb(n, k) for k in range(a_only, n + 1)) / 2 ** n
     return p_value < alpha
+
+
+def significantly_above(a: Rate, b: Rate, alpha: float = 0.05) -> bool:
+    """One-sided two-proportion z-test: is rate ``a`` above rate ``b`` at level ``alpha``?
+
+    For two *independent* samples (two sampling runs, two models on fresh draws). For the same cases
+    scored twice, ``beats_paired`` uses the pairing and is the better test.
+    """
+    from math import erf, sqrt
+
+    if a.n == 0 or b.n == 0:
+        return False
+    pooled = (a.successes + b.successes) / (a.n + b.n)
+    spread = sqrt(pooled * (1 - pooled) * (1 / a.n + 1 / b.n))
+    if spread == 0:
+        return a.value > b.value
+    z = (a.value - b.value) / spread
+    p_value = 0.5 * (1 - erf(z / sqrt(2)))
+    return p_value < alpha

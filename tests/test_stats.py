@@ -40,3 +40,11 @@ def test_paired_sign_test():
     assert beats_paired(a, b)
     assert not beats_paired(b, a)
     assert not beats_paired([True, False], [False, True])
+
+
+def test_two_proportion_test_is_less_strict_than_interval_overlap():
+    from ftcourse.stats import significantly_above
+
+    late, early = Rate.of(54, 60), Rate.of(43, 60)
+    assert significantly_above(late, early) and not significantly_above(early, late)
+    assert not significantly_above(Rate.of(31, 60), Rate.of(30, 60))
