@@ -9,6 +9,11 @@ A grader cell in an exercise notebook calls these instead of a bare ``assert``::
 A failed check raises :class:`CheckFailed` (an ``AssertionError``). Its message is the whole
 feedback: IPython shows it without a traceback, and workshop grading copies it into the learner's
 feedback file. A passed check prints one line starting with a tick.
+
+When the expected value is plain data (numbers, strings, ``None``, and lists, tuples, sets and
+dicts of them), the learner's value is first turned into plain data of its own and then compared.
+So an object whose ``__eq__`` says "equal" to everything does not pass, while a NumPy integer or
+a subclass of ``list`` with the right contents does.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 _MAX_REPR = 300
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, tuple, list, set, frozenset, dict)
 
 
 class CheckFailed(AssertionError):
@@ -42,13 +48,68 @@ def _fail(what: str, expected: str, got: str | None, hint: str | None) -> CheckF
     return CheckFailed("\n".join(lines))
 
 
+def _is_plain(value: Any) -> bool:
+    if type(value) not in _PLAIN_TYPES:
+        return False
+    if isinstance(value, dict):
+        return all(_is_plain(k) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, tuple | list | set | frozenset):
+        return all(_is_plain(v) for v in value)
+    return True
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _as_plain(value: Any) -> Any:
+    """``value`` rebuilt from plain types only (a NumPy int becomes an int); _NotPlain if it cannot be."""
+    if value is None or type(value) is bool:
+        return value
+    if isinstance(value, numbers.Number):
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return float(value)
+        return complex(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, dict):
+        return {_as_plain(k): _as_plain(v) for k, v in dict.items(value)}
+    for kind in (tuple, list, frozenset, set):
+        if isinstance(value, kind):
+            return kind(_as_plain(v) for v in kind.__iter__(value))
+    if type(value).__name__ == "bool_":  # numpy.bool_
+        return bool(value)
+    raise _NotPlain
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    """``actual == expected``, decided by plain data when ``expected`` is plain data."""
+    if _is_plain(expected):
+        try:
+            actual = _as_plain(actual)
+        except (_NotPlain, TypeError, ValueError, OverflowError):
+            return False
+        if isinstance(expected, float) and isinstance(actual, int | float) and not isinstance(actual, bool):
+            return math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12)
+        return type(expected) is type(actual) and expected == actual or (
+            isinstance(expected, int | float) and isinstance(actual, int | float) and expected == actual)
+    try:
+        return bool(actual == expected)
+    except Exception:  # an array compared with a list, say
+        return False
+
+
 def _passed(what: str) -> None:
     print(f"\u2713 {what}")
 
 
 def expect_equal(actual: Any, expected: Any, what: str = "value", hint: str | None = None) -> None:
     """Pass when ``actual == expected``."""
-    if actual != expected:
+    if not _same(actual, expected):
         raise _fail(what, _short(expected), _short(actual), hint)
     _passed(what)
 
@@ -87,7 +148,8 @@ def expect_function(fn: Callable, cases: Iterable[tuple[tuple, Any]], what: str 
                     hint: str | None = None) -> None:
     """Call ``fn(*args)`` for each ``(args, expected)`` case; pass when every result equals ``expected``.
 
-    A float ``expected`` is compared with a relative tolerance of 1e-9. The first failing case is
+    A float ``expected`` is compared with a relative tolerance of 1e-9; plain data is compared as
+    plain data (see the module docstring). The first failing case is
     reported with its arguments. A function that still raises ``NotImplementedError`` is reported as
     not written yet.
     """
@@ -109,8 +171,6 @@ def expect_function(fn: Callable, cases: Iterable[tuple[tuple, Any]], what: str 
                         "then run this one again") from None
         except Exception as exc:  # the learner's code crashed: say where, keep the cause
             raise _fail(call, _short(expected), f"it raised {type(exc).__name__}: {exc}", hint) from exc
-        same = (math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12)
-                if isinstance(expected, float) and isinstance(actual, int | float) else actual == expected)
-        if not same:
+        if not _same(actual, expected):
             raise _fail(call, _short(expected), _short(actual), hint)
     _passed(f"{name}: {len(cases)} case{'s' if len(cases) != 1 else ''}")
