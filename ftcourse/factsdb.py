@@ -111,10 +111,10 @@ def build_facts_db(path: str | Path = DEFAULT_PATH, version: int = 1) -> Path:
         try:
             with conn:
                 conn.executescript(SCHEMA)
-                conn.executemany(f"INSERT INTO plans ({', '.join(PLAN_COLUMNS)}) VALUES "
-                                 f"({', '.join('?' * len(PLAN_COLUMNS))})", [[r[c] for c in PLAN_COLUMNS] for r in plans])
-                conn.executemany(f"INSERT INTO facts ({', '.join(FACT_COLUMNS)}) VALUES "
-                                 f"({', '.join('?' * len(FACT_COLUMNS))})", [[r[c] for c in FACT_COLUMNS] for r in facts])
+                for table, columns, rows in (("plans", PLAN_COLUMNS, plans), ("facts", FACT_COLUMNS, facts)):
+                    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                     f"VALUES ({', '.join('?' * len(columns))})",
+                                     [[r[c] for c in columns] for r in rows])
                 conn.execute(f"PRAGMA user_version = {int(version)}")
         finally:
             conn.close()
@@ -165,17 +165,21 @@ def update_statements(version: int = 2, from_version: int = 1) -> list[tuple[str
     for new in plan_rows(version):
         old = old_plans.get(new["plan"])
         if old is None:
-            raise CourseError(f"Plan {new['plan']!r} is new in version {version}; the update only changes rows.")
+            raise CourseError(f"Plan {new['plan']!r} is new in version {version}; "
+                              "the update only changes rows.")
         for column in PLAN_COLUMNS[1:]:
             if new[column] != old[column]:
-                statements.append((f"UPDATE plans SET {column} = ? WHERE plan = ?", (new[column], new["plan"])))
+                statements.append((f"UPDATE plans SET {column} = ? WHERE plan = ?",
+                                   (new[column], new["plan"])))
     old_facts = {r["id"]: r for r in fact_rows(from_version)}
     for new in fact_rows(version):
         old = old_facts.get(new["id"])
         if old is None:
-            raise CourseError(f"Fact {new['id']!r} is new in version {version}; the update only changes rows.")
+            raise CourseError(f"Fact {new['id']!r} is new in version {version}; "
+                              "the update only changes rows.")
         if (new["value"], new["note"]) != (old["value"], old["note"]):
-            statements.append(("UPDATE facts SET value = ?, note = ? WHERE id = ?", (new["value"], new["note"], new["id"])))
+            statements.append(("UPDATE facts SET value = ?, note = ? WHERE id = ?",
+                               (new["value"], new["note"], new["id"])))
     return statements
 
 
@@ -209,7 +213,8 @@ def update_facts_db(conn: sqlite3.Connection, version: int = 2) -> list[str]:
 _PLAN_NAMES = {"starter": "starter", "pro": "pro", "business": "business"}
 _PLAN_WORDS = ("price", "cost", "costs", "fee", "fees", "charge", "pay", "month", "monthly", "subscription",
                "register", "registers", "till", "tills", "staff", "employee", "employees", "login", "logins",
-               "account", "accounts", "plan", "plans", "tier", "loyalty", "api", "stock alert", "stock alerts")
+               "account", "accounts", "plan", "plans", "tier", "loyalty", "api", "stock alert",
+               "stock alerts")
 _FACT_WORDS: dict[str, tuple[str, ...]] = {
     "support_hours": ("phone support", "support hours", "call", "phone", "helpline", "support open"),
     "refund_window": ("refund", "refunded", "money back"),
@@ -242,8 +247,10 @@ def lookup(conn: sqlite3.Connection, question: str) -> list[dict]:
     Each row is a dict with ``"table"`` and its columns; ``row_note`` writes it as a sentence.
     """
     text = " ".join(question.lower().split())
-    plans = {r["plan"]: dict(r) for r in conn.execute(f"SELECT {', '.join(PLAN_COLUMNS)} FROM plans ORDER BY rowid")}
-    facts = {r["id"]: dict(r) for r in conn.execute(f"SELECT {', '.join(FACT_COLUMNS)} FROM facts ORDER BY rowid")}
+    plan_sql = f"SELECT {', '.join(PLAN_COLUMNS)} FROM plans ORDER BY rowid"
+    fact_sql = f"SELECT {', '.join(FACT_COLUMNS)} FROM facts ORDER BY rowid"
+    plans = {r["plan"]: dict(r) for r in conn.execute(plan_sql)}
+    facts = {r["id"]: dict(r) for r in conn.execute(fact_sql)}
     plan_hits = [p for word, p in _PLAN_NAMES.items() if p in plans and _has(text, word)]
     fact_hits = [f for f, words in _FACT_WORDS.items() if f in facts and any(_has(text, w) for w in words)]
     for number in _NUMBER.findall(text.replace(",", "")):

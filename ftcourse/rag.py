@@ -334,7 +334,8 @@ class HybridRetriever(_Retriever):
         if not retrievers:
             raise CourseError("HybridRetriever needs at least one retriever to fuse.")
         if any(r.store is not store for r in retrievers):
-            raise CourseError("Every fused retriever must search the same DocumentStore as the HybridRetriever.")
+            raise CourseError("Every fused retriever must search the same DocumentStore as the "
+                              "HybridRetriever.")
         if k < 0:
             raise CourseError(f"k must be 0 or more (60 is the usual choice), got {k}.")
         self.retrievers = retrievers
@@ -380,7 +381,8 @@ def retrieval_hit_rate(retriever: _Retriever, questions: Sequence[FactQuestion],
     """Share of questions whose own note is among the top ``k`` found (questions without one skipped)."""
     scored = with_gold(questions)
     if not scored:
-        raise CourseError("None of these questions has a note that answers it (untaught or general questions).")
+        raise CourseError("None of these questions has a note that answers it "
+                          "(untaught or general questions).")
     ranks = gold_ranks(retriever, scored, depth=k)
     return sum(r is not None and r <= k for r in ranks) / len(scored)
 
@@ -436,7 +438,8 @@ def mean_reciprocal_rank(rankings: Sequence[Iterable], gold_ids: Sequence[str]) 
     """MRR: the mean of ``reciprocal_rank`` over questions. One number that rewards the right note
     near the top, where hit@k only asks whether it made the cut."""
     if len(rankings) != len(gold_ids):
-        raise CourseError(f"{len(rankings)} rankings but {len(gold_ids)} gold ids; pass one of each per question.")
+        raise CourseError(f"{len(rankings)} rankings but {len(gold_ids)} gold ids; "
+                          "pass one of each per question.")
     if not gold_ids:
         raise CourseError("MRR of no questions is undefined; pass at least one.")
     return sum(reciprocal_rank(r, g) for r, g in zip(rankings, gold_ids, strict=True)) / len(gold_ids)
@@ -467,7 +470,8 @@ def rates_by_kind(flags: Sequence[bool], kinds: Sequence, baseline: float | dict
     flags, kinds = [bool(f) for f in flags], [_kind_of(k) for k in kinds]
     if len(flags) != len(kinds):
         raise CourseError(f"{len(flags)} outcomes but {len(kinds)} kinds; pass one kind per outcome.")
-    groups = {kind: [f for f, k in zip(flags, kinds, strict=True) if k == kind] for kind in dict.fromkeys(kinds)}
+    groups = {kind: [f for f, k in zip(flags, kinds, strict=True) if k == kind]
+              for kind in dict.fromkeys(kinds)}
     if total is not None:
         groups[total] = flags
     rows = []
@@ -476,7 +480,8 @@ def rates_by_kind(flags: Sequence[bool], kinds: Sequence, baseline: float | dict
         row = {"kind": kind, "n": len(marks), "successes": sum(marks),
                "rate": sum(marks) / len(marks) if marks else float("nan"), "low": low, "high": high}
         if baseline is not None:
-            row["baseline"] = baseline.get(kind, float("nan")) if isinstance(baseline, dict) else float(baseline)
+            per_kind = isinstance(baseline, dict)
+            row["baseline"] = baseline.get(kind, float("nan")) if per_kind else float(baseline)
         rows.append(row)
     return rows
 
@@ -496,7 +501,8 @@ def retrieval_table(retriever: _Retriever, questions: Sequence, ks: Sequence[int
     if ranks is None:
         ranks = gold_ranks(retriever, scored)
     elif len(ranks) != len(scored):
-        raise CourseError(f"{len(ranks)} ranks for {len(scored)} questions with a note; pass gold_ranks(retriever, with_gold(questions)).")
+        raise CourseError(f"{len(ranks)} ranks for {len(scored)} questions with a note; "
+                          "pass gold_ranks(retriever, with_gold(questions)).")
     n_notes = len(retriever.store)
     per_k = {k: rates_by_kind([r is not None and r <= k for r in ranks], scored) for k in ks}
     rr = [0.0 if r is None else 1.0 / r for r in ranks]
@@ -506,9 +512,11 @@ def retrieval_table(retriever: _Retriever, questions: Sequence, ks: Sequence[int
         row = {"retriever": name or type(retriever).__name__, "kind": base["kind"], "n": base["n"]}
         for k in ks:
             cell = per_k[k][i]
-            row[f"hit@{k}"], row[f"hit@{k} low"], row[f"hit@{k} high"] = cell["rate"], cell["low"], cell["high"]
+            row[f"hit@{k}"] = cell["rate"]
+            row[f"hit@{k} low"], row[f"hit@{k} high"] = cell["low"], cell["high"]
             row[f"chance@{k}"] = min(k, n_notes) / n_notes
-        marks = rr if base["kind"] == "all" else [v for v, kind in zip(rr, kinds, strict=True) if kind == base["kind"]]
+        marks = rr if base["kind"] == "all" else [v for v, kind in zip(rr, kinds, strict=True)
+                                                  if kind == base["kind"]]
         row["MRR"] = sum(marks) / len(marks)
         row["chance MRR"] = sum(1.0 / r for r in range(1, n_notes + 1)) / n_notes  # gold at a random rank
         rows.append(row)
@@ -561,7 +569,8 @@ def load_helpcentre(version: int = 1) -> list[Article]:
     new = {a.id: a for a in helpcentre_changes()}
     unknown = sorted(set(new) - {a.id for a in articles})
     if unknown:
-        raise CourseError(f"helpcentre_v2_changes.jsonl changes articles that do not exist: {', '.join(unknown)}.")
+        raise CourseError("helpcentre_v2_changes.jsonl changes articles that do not exist: "
+                          f"{', '.join(unknown)}.")
     return [Article(a.id, a.title, a.topic, new[a.id].text, 2, True, new[a.id].change) if a.id in new
             else Article(a.id, a.title, a.topic, a.text, 2, False, None) for a in articles]
 
@@ -630,7 +639,8 @@ def question_facts(questions: Sequence[HelpQuestion], version: int = 1) -> list[
         if q.fact_id is None:
             continue
         answer, keywords = q.answer_for(version)
-        facts.append(Fact(id=q.fact_id, topic=q.kind, note=answer or "", answer=answer or "", keywords=keywords))
+        facts.append(Fact(id=q.fact_id, topic=q.kind, note=answer or "", answer=answer or "",
+                          keywords=keywords))
     return facts
 
 

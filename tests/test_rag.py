@@ -302,7 +302,8 @@ def test_retrieval_table_on_a_tiny_store():
     assert all_row["MRR"] == pytest.approx(sum(0 if r is None else 1 / r for r in ranks) / 4)
     assert rows[1]["hit@1"] == 0.5 and rows[1]["MRR"] == 0.5
     assert all_row["chance MRR"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4 + 1 / 5) / 5)
-    assert retrieval_table(retriever, questions, ks=(1, 2), name="bm25") == rows  # searching gives the same ranks
+    # searching gives the same ranks
+    assert retrieval_table(retriever, questions, ks=(1, 2), name="bm25") == rows
     with pytest.raises(CourseError):
         retrieval_table(retriever, questions, ranks=ranks[:2])
     with pytest.raises(CourseError):
