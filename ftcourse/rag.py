@@ -168,13 +168,17 @@ class _Retriever:
         ``min_score`` drops weak matches, so a question the notes cannot answer gets no note at all
         (and the model can say it does not know) instead of the least bad one.
         """
+        hits = self._ordered(query)[:k]
+        return [h for h in hits if min_score is None or h[1] >= min_score]
+
+    def _ordered(self, query: str) -> list[tuple[Note, float]]:
+        """Every note with its score, best first (ties in store order)."""
         self._refresh()
         if not self._notes:
             return []
         scores = self._scores(query)
         order = sorted(range(len(self._notes)), key=lambda i: (-scores[i], i))
-        hits = [(self._notes[i], float(scores[i])) for i in order[:k]]
-        return [h for h in hits if min_score is None or h[1] >= min_score]
+        return [(self._notes[i], float(scores[i])) for i in order]
 
     def _matches(self, score: float) -> bool:
         """Whether a note with this score was found at all (every note, unless a retriever says otherwise)."""
@@ -187,12 +191,7 @@ class _Retriever:
         the query) is left out instead of being ranked by its position in the store; the metrics and
         the fusion use this, so such a note counts as a miss, not as a lucky tie.
         """
-        self._refresh()
-        if not self._notes:
-            return []
-        scores = self._scores(query)
-        order = sorted(range(len(self._notes)), key=lambda i: (-scores[i], i))
-        found = [(self._notes[i], float(scores[i])) for i in order if self._matches(float(scores[i]))]
+        found = [(note, score) for note, score in self._ordered(query) if self._matches(score)]
         return found if depth is None else found[:depth]
 
 
