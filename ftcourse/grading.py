@@ -701,8 +701,8 @@ def grade_folder(submissions: str | Path, out: str | Path = "grading-out", sourc
                 + (f"; {len(gr.problems)} problem(s)" if gr.problems else ""))
             if gr.changed:
                 log(f"ERROR: the run of {sub.learner}/{sub.path.name} changed: {', '.join(gr.changed)}. "
-                    "Put the course files back (for example `git checkout -- solutions ftcourse`) before "
-                    "trusting the grades of the notebooks after it.")
+                    "Put those files back (course files with `git checkout`, submissions from your own copy) "
+                    "and grade again: later notebooks may have run against the changed files.")
     write_gradebook(grades, out / "gradebook.csv", sources)
     fb_dir = out / "feedback"
     if fb_dir.exists():

@@ -1,12 +1,15 @@
 """Workshop grading: scores, tampered graders, and every way a submission can break.
 
 Fast tests grade a toy exercise (no model, no torch) with per-cell timeouts of a few seconds.
-The slow test grades the shipped fixture ``tests/fixtures/submissions/`` (five learners on the
-warm-up exercise) through ``python -m ftcourse grade`` and checks the exact gradebook.
+The slow test grades the shipped fixture ``tests/fixtures/submissions/`` (five honest learners and
+eight cheaters on the warm-up exercise) through ``python -m ftcourse grade`` and checks the exact
+gradebook. Cheating in a toy exercise, trick by trick, is in ``tests/test_tamper.py``.
 """
 
 import csv
 import hashlib
+import os
+import shutil
 import subprocess
 import sys
 from argparse import Namespace
@@ -305,41 +308,85 @@ def test_feedback_markdown_lists_every_grader():
 
 
 # --------------------------------------------------------------------------- the shipped fixture, end to end
+HONEST = {
+    "alice": ("3", "3", "2", "1"),  # everything right
+    "bob": ("2", "3", "2", "0"),  # exercise 2 left undone
+    "carol": ("1", "3", "0", "1"),  # syntax error in exercise 1
+    "dave": ("0", "3", "0", "0"),  # infinite loop in exercise 1, interrupted
+    "erin": ("2", "3", "2", "not run"),  # the kernel dies before exercise 2
+}
+# each cheater answers wrong (count_prompt_tokens returns 0, cheaper_prompt returns a) and tries one trick;
+# graded without the guard, faye, gil, hana, ivan and lou score 3/3 (nia too, with the old checker)
+CHEATERS = {
+    "aaron": "overwrites bob's notebook in the submissions folder",
+    "faye": "defines her own do-nothing expect_function",
+    "gil": "patches ftcourse.check.expect_function and rebinds the name",
+    "hana": "makes AssertionError a Warning, reloads the checker, hides Warning tracebacks",
+    "ivan": "rebinds count_tokens, which the graders read, in a later cell",
+    "jude": "edits his grader cell and the solution notebook on disk to match",
+    "lou": "replaces the shell's showtraceback so failures print nothing",
+    "nia": "returns an object whose __eq__ says equal to everything",
+}
+TAMPERED = ("0", "3", "tampered", "tampered")
+
+
 @pytest.mark.slow
 @pytest.mark.model
 def test_fixture_submissions_grade_exactly(tmp_path):
+    """Honest learners keep their scores; every cheat scores 0 and is named in the gradebook.
+
+    The run grades temporary copies of the fixture and of ``solutions/``: two fixtures write into
+    them (only under the temporary folder), and the grading run must report both writes.
+    """
     before = _tree_digest(FIXTURE)
+    subs, solutions = tmp_path / "submissions", tmp_path / "solutions"
+    shutil.copytree(FIXTURE, subs)
+    shutil.copytree(ROOT / "solutions", solutions)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "ftcourse", "grade", str(FIXTURE), "--out", str(out), "--source",
-         str(ROOT / "solutions"), "--cell-timeout", "45", "--notebook-timeout", "300"],
-        capture_output=True, text=True, cwd=ROOT, env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"},
+        [sys.executable, "-m", "ftcourse", "grade", str(subs), "--out", str(out), "--source", str(solutions),
+         "--cell-timeout", "45", "--notebook-timeout", "300"],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # 2: a run changed files it must not touch
     book = _read_gradebook(out / "gradebook.csv")
     got = {k[0]: (r["points"], r["max_points"], r["ex00-count-tokens"], r["ex00-cheaper-prompt"])
            for k, r in book.items()}
-    assert got == {
-        "alice": ("3", "3", "2", "1"),  # everything right
-        "bob": ("2", "3", "2", "0"),  # exercise 2 left undone
-        "carol": ("1", "3", "0", "1"),  # syntax error in exercise 1
-        "dave": ("0", "3", "0", "0"),  # infinite loop in exercise 1, interrupted
-        "erin": ("2", "3", "2", "not run"),  # the kernel dies before exercise 2
-    }
-    assert "SyntaxError" in book[("carol", "00_warmup")]["problems"]
-    assert "kernel died" in book[("erin", "00_warmup")]["problems"]
+    assert got == {**HONEST, **{name: TAMPERED for name in CHEATERS if name != "nia"},
+                   "nia": ("0", "3", "0", "0")}
+    problems = {k[0]: r["problems"] for k, r in book.items()}
+    assert "SyntaxError" in problems["carol"] and "kernel died" in problems["erin"]
     assert "interrupted after" in (out / "feedback" / "dave.md").read_text()
     assert "not written yet" in (out / "feedback" / "bob.md").read_text()
-    assert _tree_digest(FIXTURE) == before
+    assert not any("tampering" in problems[name] or "ERROR" in problems[name] for name in HONEST)
+    expected_reasons = {
+        "aaron": "submissions/bob/00_warmup.ipynb (changed)",
+        "faye": "rebinds `expect_function`, which grader cells read",
+        "gil": "`ftcourse.check.expect_function = lambda *a, **k: None`",
+        "hana": "`builtins.AssertionError = Warning`",
+        "ivan": "rebinds `count_tokens`, which grader cells read",
+        "jude": "solutions/00_warmup.ipynb (changed)",
+        "lou": "`shell.showtraceback = lambda *args, **kwargs: None`",
+    }
+    for name, reason in expected_reasons.items():
+        assert reason in problems[name], (name, problems[name])
+    assert "set_custom_exc" in problems["hana"] and "grader ex00-count-tokens was edited" in problems["jude"]
+    assert "got: <__main__.Anything object" in (out / "feedback" / "nia.md").read_text()
+    assert "tampering in cell 5" in (out / "feedback" / "faye.md").read_text()
+    assert _tree_digest(FIXTURE) == before  # the real fixture and solutions/ were never the ones written
+    assert "print(" in (solutions / "00_warmup.ipynb").read_text()  # jude's write happened, to the copy
 
 
 def test_fixture_is_the_current_exercise():
-    """The fixture submissions were built from exercises/00_warmup.ipynb; their graders must still match."""
+    """The fixture submissions were built from exercises/00_warmup.ipynb; their graders must still match.
+
+    The one exception is jude's first grader, edited on purpose.
+    """
     sources = G.load_sources(ROOT / "solutions")
     for path in sorted(FIXTURE.glob("*/00_warmup.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             gid = cell.metadata.get("grader", {}).get("id")
-            if gid:
+            if gid and (path.parent.name, gid) != ("jude", "ex00-count-tokens"):
                 assert G.checksum(cell.source) == sources["00_warmup"].checksums[gid], (path, gid)
-    assert len(list(FIXTURE.glob("*/00_warmup.ipynb"))) == 5
+    assert {p.parent.name for p in FIXTURE.glob("*/00_warmup.ipynb")} == set(HONEST) | set(CHEATERS)
