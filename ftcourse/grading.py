@@ -9,23 +9,46 @@ Layout of the submissions folder (choose either; both may be mixed)::
     SUBMISSIONS/bob__00_warmup.ipynb         or flat: <learner>__<notebook>.ipynb
 
 A submission is matched to its solution notebook by name (``00_warmup``), or else by its number
-(``00_...``). Each notebook runs in a kernel of its own (nbclient) on a copy in a temporary folder;
-the submissions folder is only read. A cell that runs longer than ``--cell-timeout`` is interrupted
-and the notebook goes on; once ``--notebook-timeout`` is used up, the kernel is stopped and the
-remaining cells count as not run. A kernel that dies, a syntax error, a file that is not a notebook,
-or an empty folder is reported in plain words, never as a crash of the grader.
+(``00_...``). Every submission is read into memory before the first one runs. Each notebook then
+runs in a kernel of its own (nbclient), in a scratch folder that holds nothing but a copy of it.
+A cell that runs longer than ``--cell-timeout`` is interrupted and the notebook goes on; once
+``--notebook-timeout`` is used up, the kernel is stopped and the remaining cells count as not run.
+A kernel that dies, a syntax error, a file that is not a notebook, or an empty folder is reported
+in plain words, never as a crash of the grader.
 
-Scoring: a grader cell (``metadata.grader = {"id", "points"}``) earns its points when it ran without
-an error. Each grader cell is compared with the solution notebook's cell of the same id, ignoring
-trailing spaces and blank lines: an edited grader scores 0 and is flagged ``edited``; a deleted one
-is flagged ``missing``.
+Scoring: a grader cell (``metadata.grader = {"id", "points"}``) is compared with the solution
+notebook's cell of the same id, ignoring trailing spaces and blank lines: an edited grader scores 0
+and is flagged ``edited``; a deleted one is flagged ``missing``. An intact grader earns its points
+when all of this holds:
+
+1. **It reached the real checker.** Before each grader cell the grading run sends the kernel a
+   request that is not part of the notebook (:mod:`ftcourse.guard`): it puts back what learner
+   cells may have changed (builtins, ``sys`` hooks, the IPython shell's error display, hooks and
+   transformers, names the course cells defined) and binds the checker's names to a copy of
+   ``ftcourse/check.py`` loaded afresh from a private copy of the file.
+2. **The run says it passed.** The cell ended without an error, in its displayed outputs, in any
+   message the kernel sent (an error display cleared afterwards still counts) and in the kernel's
+   reply; and, for a grader that calls the checker, the checker itself reported a pass, and no
+   failure, with that cell's nonce (see :mod:`ftcourse.guard`).
+3. **Nothing it relies on was touched.** A syntax-tree scan of the learner's cells
+   (:mod:`ftcourse.tamper`) finds code that assigns into ``ftcourse``, ``sys``, ``builtins`` or the
+   IPython shell, rebinds a name a grader reads in a way the guard cannot undo, runs code from
+   strings, or reaches into frames. Each finding is listed with its cell and line, and the graders
+   it concerns score 0, marked ``tampered``. A top-level rebinding that the guard undoes (say, a
+   learner's own ``expect_function``) is listed too, and the grader is scored on the real check.
+4. **The run changed nothing it is graded against.** The solution notebooks, the submissions
+   folder, the ``ftcourse`` package and the guard's private files are hashed before and after each
+   run. A change is an error: that notebook's graders all score 0, the change is named in its
+   ``problems``, and ``python -m ftcourse grade`` exits with status 2.
 
 Output in ``--out``: ``gradebook.csv`` (one row per learner and notebook), ``feedback/<learner>.md``
-(per grader: pass or fail, the check's message, the points) and ``executed/<learner>/<notebook>.ipynb``
-(the notebook as it ran, to look at the outputs).
+(per grader: pass, fail or tampered, the check's message, the points) and
+``executed/<learner>/<notebook>.ipynb`` (the notebook as it ran, to look at the outputs).
 
-Limits: graders run in the learner's kernel, so this is feedback for a workshop, not exam security
-(a learner could, say, redefine the check functions in another cell).
+Limits: learner code runs in the same process as the guard, so code that digs through frames or
+the garbage collector, builds names from strings, or changes the Python installation for later
+kernels can still get around it; most of that is visible to the scan. Grade untrusted submissions
+in a container (``docs/quizzes-and-grading.md`` has the command).
 """
 
 from __future__ import annotations
@@ -563,7 +586,10 @@ def grade_submission(sub: Submission, sources: dict[str, Source], workdir: Path,
         if status == "pass":
             g.earned = g.points
     for f, ids in zeroed.items():
-        grade.problems.append(f"tampering in {f}" + (f" (scored 0: {', '.join(ids)})" if ids else ""))
+        if f.undone:
+            grade.problems.append(f"tampering undone before grading: {f} (the graders ran on the original)")
+        else:
+            grade.problems.append(f"tampering in {f}" + (f" (scored 0: {', '.join(ids)})" if ids else ""))
     return grade
 
 

@@ -17,7 +17,10 @@ intact grader cells are skipped), after IPython's own rewriting of magics, and r
   dictionary (``globals()``).
 
 A finding names its cell and line, and the names it touches, so grading can score 0 exactly the
-graders that read them (``names=None``: every grader of the notebook). The scan reads what the
+graders that read them (``names=None``: every grader of the notebook). One kind is only reported:
+a top-level rebinding of a name the guard puts back before every grader cell (the checker's
+names, builtins the graders read, names an unchanged course cell defines). It is ``undone``: the
+grader is scored on the real check, and the instructor still sees the line. The scan reads what the
 code says, not what it computes: a name built from strings at run time escapes it, which is why
 the grading run also restores the checker inside the kernel (:mod:`ftcourse.guard`).
 """
@@ -217,12 +220,14 @@ class Finding:
     line: int
     what: str
     names: frozenset[str] | None = None  # grader-read names it touches; None: every grader
+    undone: bool = False  # a top-level rebinding that the guard reverses before every grader cell
 
     def __str__(self) -> str:
         return f"cell {self.cell}, line {self.line}: {self.what}"
 
     def hits(self, reads: frozenset[str]) -> bool:
-        return self.names is None or bool(self.names & reads)
+        """Whether this finding costs a grader that reads ``reads`` its points."""
+        return not self.undone and (self.names is None or bool(self.names & reads))
 
 
 def _snippet(node: ast.AST, limit: int = 70) -> str:
@@ -307,8 +312,10 @@ def _params(args: ast.arguments) -> list[str]:
 
 
 class _CellScan(ast.NodeVisitor):
-    def __init__(self, cell: int, prot: Protection, paths: _Paths, found: list[Finding], line_offset: int = 0):
+    def __init__(self, cell: int, prot: Protection, paths: _Paths, found: list[Finding], line_offset: int = 0,
+                 restored: frozenset[str] = frozenset()):
         self.cell, self.prot, self.paths, self.found = cell, prot, paths, found
+        self.restored = restored
         self.scopes: list[_Scope] = []
         self.line_offset = line_offset
         self.statement: ast.AST | None = None  # the innermost statement being read, for messages
@@ -323,9 +330,9 @@ class _CellScan(ast.NodeVisitor):
         return super().visit(node)
 
     # ---- helpers
-    def add(self, node: ast.AST, what: str, names: frozenset[str] | None = None) -> None:
+    def add(self, node: ast.AST, what: str, names: frozenset[str] | None = None, undone: bool = False) -> None:
         line = getattr(node, "lineno", 1) + self.line_offset
-        finding = Finding(self.cell, line, what, names)
+        finding = Finding(self.cell, line, what, names, undone)
         if finding not in self.found:
             self.found.append(finding)
 
@@ -362,10 +369,12 @@ class _CellScan(ast.NodeVisitor):
     def bind(self, node: ast.AST, name: str) -> None:
         if not self._binds_module(name) or name in self.prot.learner_names:
             return
+        # at the top level of a cell, before any grader runs: the guard puts the name back
+        undone = name in self.restored and all(s.kind == "comprehension" for s in self.scopes)
         if name in ALWAYS:
-            self.add(node, f"rebinds `{name}`")
+            self.add(node, f"rebinds `{name}`", None, undone)
         elif name in self.prot.protected:
-            self.add(node, f"rebinds `{name}`, {self._role(name)}", frozenset({name}))
+            self.add(node, f"rebinds `{name}`, {self._role(name)}", frozenset({name}), undone)
 
     def store(self, target: ast.AST, node: ast.AST) -> None:
         if isinstance(target, ast.Attribute):
@@ -505,7 +514,7 @@ class _CellScan(ast.NodeVisitor):
             tree = _parse(text)
             if tree is not None:
                 self.paths.learn(tree, lambda p: self.sensitive(p) is not None)
-                inner = _CellScan(self.cell, self.prot, self.paths, self.found, line_offset)
+                inner = _CellScan(self.cell, self.prot, self.paths, self.found, line_offset, self.restored)
                 inner.visit(tree)
 
 
@@ -517,6 +526,7 @@ def scan_submission(nb, prot: Protection, skip: set[int] = frozenset()) -> list[
     """
     paths = _Paths()
     trees: list[tuple[int, ast.Module]] = []
+    restored = set(prot.check_names) | set(prot.shadows) | {"AssertionError", "__builtins__"}
     for i, cell in enumerate(nb.cells):
         if cell.get("cell_type") != "code" or i in skip:
             continue
@@ -525,9 +535,12 @@ def scan_submission(nb, prot: Protection, skip: set[int] = frozenset()) -> list[
             continue
         probe = _CellScan(i, prot, paths, [])
         paths.learn(tree, lambda p, probe=probe: probe.sensitive(p) is not None)
-        if normalise(cell.get("source", "")) not in prot.course_cells:
+        course = prot.course_cells.get(normalise(cell.get("source", "")))
+        if course is None:
             trees.append((i, tree))
+        else:
+            restored |= course  # the guard saves these after the course cell runs, and restores them
     found: list[Finding] = []
     for i, tree in trees:
-        _CellScan(i, prot, paths, found).visit(tree)
+        _CellScan(i, prot, paths, found, restored=frozenset(restored)).visit(tree)
     return found

@@ -73,6 +73,20 @@ def _read_gradebook(path: Path) -> dict[tuple[str, str], dict]:
         return {(row["learner"], row["notebook"]): row for row in csv.DictReader(f)}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def package_copy(tmp_path_factory):
+    """Grade with a copy of the ftcourse package as the one the runs must not change.
+
+    The grading run hashes its package before and after every notebook; with the live package, an
+    edit saved in the checkout while the tests run would read as tampering.
+    """
+    copy = tmp_path_factory.mktemp("package") / "ftcourse"
+    shutil.copytree(Path(G.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(G, "PACKAGE", copy)
+        yield copy
+
+
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     folder = tmp_path_factory.mktemp("solutions")
@@ -138,7 +152,7 @@ EXPECTED = {  # (learner, notebook): (points, toy-double column, toy-half column
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory, source):
+def graded(tmp_path_factory, source, package_copy):
     subs = tmp_path_factory.mktemp("submissions")
     (subs / "zed").mkdir()  # a learner folder with nothing in it
     for rel, content in SUBMISSIONS.items():
@@ -352,8 +366,10 @@ def test_fixture_submissions_grade_exactly(tmp_path):
     book = _read_gradebook(out / "gradebook.csv")
     got = {k[0]: (r["points"], r["max_points"], r["ex00-count-tokens"], r["ex00-cheaper-prompt"])
            for k, r in book.items()}
-    assert got == {**HONEST, **{name: TAMPERED for name in CHEATERS if name != "nia"},
-                   "nia": ("0", "3", "0", "0")}
+    # faye's and ivan's names are put back before each grader, so the real check fails their answers;
+    # the other tricks cannot be undone inside the kernel, so their graders score 0 as "tampered"
+    assert got == {**HONEST, **{name: TAMPERED for name in CHEATERS},
+                   **{name: ("0", "3", "0", "0") for name in ("faye", "ivan", "nia")}}
     problems = {k[0]: r["problems"] for k, r in book.items()}
     assert "SyntaxError" in problems["carol"] and "kernel died" in problems["erin"]
     assert "interrupted after" in (out / "feedback" / "dave.md").read_text()
@@ -372,7 +388,8 @@ def test_fixture_submissions_grade_exactly(tmp_path):
         assert reason in problems[name], (name, problems[name])
     assert "set_custom_exc" in problems["hana"] and "grader ex00-count-tokens was edited" in problems["jude"]
     assert "got: <__main__.Anything object" in (out / "feedback" / "nia.md").read_text()
-    assert "tampering in cell 5" in (out / "feedback" / "faye.md").read_text()
+    assert "tampering undone before grading: cell 5, line 6" in (out / "feedback" / "faye.md").read_text()
+    assert "count_prompt_tokens('My card reader will not connect.'): expected" in (out / "feedback" / "ivan.md").read_text()
     assert _tree_digest(FIXTURE) == before  # the real fixture and solutions/ were never the ones written
     assert "print(" in (solutions / "00_warmup.ipynb").read_text()  # jude's write happened, to the copy
 

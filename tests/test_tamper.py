@@ -14,6 +14,7 @@ The same tricks on the real warm-up are the cheating learners of ``tests/fixture
 
 import csv
 import os
+import shutil
 from argparse import Namespace
 from pathlib import Path
 
@@ -71,6 +72,20 @@ def _notebook(double=WRONG_DOUBLE, half=WRONG_HALF, size=WRONG_SIZE, before_doub
 GOOD = {"double": _solved(DOUBLE), "half": _solved(HALF), "size": _solved(SIZE)}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def package_copy(tmp_path_factory):
+    """Grade with a copy of the ftcourse package as the one the runs must not change.
+
+    The grading run hashes its package before and after every notebook; with the live package, an
+    edit saved in the checkout while the tests run would read as tampering.
+    """
+    copy = tmp_path_factory.mktemp("package") / "ftcourse"
+    shutil.copytree(Path(G.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(G, "PACKAGE", copy)
+        yield copy
+
+
 @pytest.fixture(scope="module")
 def protection():
     return protection_of(_solution())
@@ -99,8 +114,7 @@ def _scan(protection, source, **where):
 
 
 FLAGGED = [  # (learner code in the double cell, words in the finding, graders it costs)
-    ("def expect_function(*a, **k):\n    pass", "rebinds `expect_function`, which grader cells read",
-     {"toy-double"}),
+    ("def expect_function(*a, **k):\n    pass", "rebinds `expect_function`, which grader cells read", "undone"),
     ("import ftcourse.check\nftcourse.check.expect_function = lambda *a, **k: None",
      "changes `ftcourse`: `ftcourse.check.expect_function = lambda *a, **k: None`", "all"),
     ("import sys\nsys.modules['ftcourse.check'].expect_function = print", "changes `ftcourse`", "all"),
@@ -108,14 +122,16 @@ FLAGGED = [  # (learner code in the double cell, words in the finding, graders i
     ("import builtins\nbuiltins.AssertionError = Warning", "`builtins.AssertionError = Warning`", "all"),
     ("import builtins as b\nsetattr(b, 'abs', lambda x: 3)", "changes `builtins`", "all"),
     ("__builtins__.abs = lambda x: 0", "changes `builtins`", "all"),
-    ("AssertionError = Warning", "rebinds `AssertionError`", "all"),
-    ("abs = lambda x: 0", "rebinds `abs`, which grader cells read", {"toy-size"}),
-    ("scale = 0", "rebinds `scale`, which grader cells read", {"toy-double"}),
-    ("def reset():\n    global scale\n    scale = 0", "rebinds `scale`", {"toy-double"}),
-    ("[scale := 0 for _ in range(1)]", "rebinds `scale`", {"toy-double"}),
-    ("%time scale = 0", "rebinds `scale`", {"toy-double"}),
-    ("%%capture\nexpect_function = print", "rebinds `expect_function`", {"toy-double"}),
-    ("from ftcourse.check import expect_true as expect_function", "rebinds `expect_function`", {"toy-double"}),
+    ("AssertionError = Warning", "rebinds `AssertionError`", "undone"),
+    ("abs = lambda x: 0", "rebinds `abs`, which grader cells read", "undone"),
+    ("scale = 0", "rebinds `scale`, which grader cells read", "undone"),
+    ("def reset():\n    global scale\n    scale = 0", "rebinds `scale`", {"toy-double"}),  # may run mid-grader
+    ("def double(x):\n    global abs\n    abs = lambda y: 0\n    return 0", "rebinds `abs`", {"toy-size"}),
+    ("[scale := 0 for _ in range(1)]", "rebinds `scale`", "undone"),
+    ("%time scale = 0", "rebinds `scale`", "undone"),
+    ("%%capture\nexpect_function = print", "rebinds `expect_function`", "undone"),
+    ("from ftcourse.check import expect_true as expect_function", "rebinds `expect_function`", "undone"),
+    ("get_ipython = print", "rebinds `get_ipython`", "all"),
     ("get_ipython().set_custom_exc((Exception,), print)", "changes the IPython shell", "all"),
     ("shell = get_ipython()\nshell.showtraceback = print", "changes the IPython shell: `shell.showtraceback = print`",
      "all"),
@@ -142,7 +158,10 @@ def test_scan_flags(protection, source, words, costs):
     (f,) = [f for f in found if words in str(f)][:1]
     assert f.cell == 2 and str(f).startswith("cell 2, line ")
     hit = {gid for gid, reads in protection.grader_reads.items() if f.hits(reads)}
-    assert hit == ({"toy-double", "toy-half", "toy-size"} if costs == "all" else costs)
+    assert f.undone == (costs == "undone")  # a top-level rebinding the guard reverses costs nothing
+    if costs == "all":
+        costs = {"toy-double", "toy-half", "toy-size"}
+    assert hit == (set() if costs == "undone" else costs)
 
 
 HONEST = [
@@ -172,6 +191,7 @@ def test_unchanged_course_cells_are_trusted_and_changed_ones_are_read(protection
     nb.cells[1].source = COURSE + "\nprint(scale)"
     (f,) = scan_submission(nb, protection)  # the learner's version of it binds them too
     assert f.cell == 1 and "rebinds `scale`" in f.what
+    assert not f.undone  # the course's scale is never saved, so the guard cannot put it back
 
 
 def test_intact_graders_are_skipped_but_other_cells_are_not(protection):
@@ -332,7 +352,7 @@ def _book(out):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded(tmp_path_factory, package_copy):
     root = tmp_path_factory.mktemp("run")
     source = root / "solutions"
     source.mkdir()
@@ -371,9 +391,11 @@ def test_honest_learners_keep_full_marks(graded):
 
 
 @pytest.mark.parametrize("learner, scores, reason", [
-    ("shadow", ("2", "tampered", "1", "1"), "cell 2, line 4: rebinds `expect_function`, which grader cells read"),
-    ("patch", ("0", "tampered", "tampered", "tampered"), "ftcourse.check.expect_function = lambda"),
-    ("rebind", ("1", "tampered", "1", "0"), "cell 2, line 1: rebinds `scale`"),
+    ("shadow", ("2", "0", "1", "1"),
+     "tampering undone before grading: cell 2, line 4: rebinds `expect_function`, which grader cells read"),
+    ("patch", ("0", "tampered", "tampered", "tampered"),
+     "tampering in cell 2, line 3: changes `ftcourse`: `ftcourse.check.expect_function = lambda"),
+    ("rebind", ("1", "0", "1", "0"), "tampering undone before grading: cell 2, line 1: rebinds `scale`"),
     ("builtin", ("0", "tampered", "tampered", "tampered"), "`builtins.abs = lambda x: 0`"),
 ])
 def test_tricks_score_zero_and_are_named(graded, learner, scores, reason):
@@ -381,7 +403,10 @@ def test_tricks_score_zero_and_are_named(graded, learner, scores, reason):
     assert (row["points"], row["toy-double"], row["toy-half"], row["toy-size"]) == scores
     assert reason in row["problems"]
     feedback = (graded["out"] / "feedback" / f"{learner}.md").read_text()
-    assert "tampered, 0 / " in feedback and "The check itself: fail" in feedback
+    if "tampered" in scores:  # scored 0 whatever the check said; the feedback shows what it said
+        assert "tampered, 0 / " in feedback and "The check itself: fail" in feedback
+    else:  # the guard put the name back, so the real check ran and failed the wrong answer
+        assert "- **toy-double**: fail, 0 / 2 points" in feedback and "double(2): expected 4" in feedback
 
 
 def test_writes_into_other_folders_are_errors(graded):
@@ -428,3 +453,17 @@ def test_digests_see_changes_and_skip_bytecode(tmp_path):
 def test_guard_files_match_the_package(guard_dir):
     for name in ("guard.py", "check.py"):
         assert (guard_dir / name).read_bytes() == (Path(G.__file__).parent / name).read_bytes()
+
+
+def test_a_write_into_the_package_is_an_error(tmp_path, package_copy):
+    source = tmp_path / "solutions"
+    source.mkdir()
+    nbformat.write(_solution(), source / "02_guard.ipynb")
+    subs = tmp_path / "subs"
+    (subs / "ann").mkdir(parents=True)
+    target = package_copy / "chat.py"
+    nbformat.write(_notebook(double=GOOD["double"] + f"\n\nwith open({str(target)!r}, 'a') as f:\n    f.write('#')",
+                             half=GOOD["half"], size=GOOD["size"]), subs / "ann" / "02_guard.ipynb")
+    (grade,) = G.grade_folder(subs, out=tmp_path / "out", source=source, cell_timeout=10, notebook_timeout=60,
+                              verbose=False)
+    assert grade.changed == ["ftcourse/chat.py (changed)"] and grade.earned == 0
