@@ -245,6 +245,8 @@ async def _execute(nb, cwd: Path, cell_timeout: float, notebook_timeout: float, 
         # the kernel's own log lines (not the learner's output, which comes over IOPub) are noise here
         async with client.async_setup_kernel(**setup):
             installed = await _guard_call(client, guard, "install", GUARD_TIMEOUT_S) if guard else ""
+            if installed:  # before any learner cell: a problem of the grading machine, not of the notebook
+                raise RuntimeError(f"the grading run could not prepare the kernel: {installed}")
             deadline = time.monotonic() + notebook_timeout
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != "code" or not cell.source.strip():
@@ -256,7 +258,7 @@ async def _execute(nb, cwd: Path, cell_timeout: float, notebook_timeout: float, 
                 guarded = guard is not None and i in guard.graders
                 if guarded:
                     nonce = secrets.token_hex(16)
-                    armed = installed or await _guard_call(
+                    armed = await _guard_call(
                         client, guard, "arm", remaining, check_path=str(guard.folder / "check.py"), nonce=nonce,
                         check_names=guard.check_names, shadows=guard.shadows)
                     remaining = deadline - time.monotonic()
@@ -461,14 +463,14 @@ def _guard_files(folder: Path) -> dict[Path, bytes]:
 
 def _verdict(results: list[CellRun], stopped: str) -> tuple[str, str, str]:
     """``(status, message, tampering)`` for the runs of one grader's cells."""
+    bad = next((r for r in results if r.status != "ok"), None)
+    if bad is not None and (bad.status in ("not run", "timeout") or bad.ename == "DeadKernelError"):
+        return ("not run", stopped or "the cell did not run", "") if bad.status == "not run" else ("fail", bad.message, "")
     for r in results:
         if r.guard_error:
             return "fail", "", (f"the grading run could not restore the checker before this grader "
                                 f"({r.guard_error}); a cell changed the kernel")
-    bad = next((r for r in results if r.status != "ok"), None)
     if bad is not None:
-        if bad.status == "not run":
-            return "not run", stopped or "the cell did not run", ""
         return "fail", bad.message, ""
     for r in results:
         if not r.guarded:

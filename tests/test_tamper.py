@@ -467,3 +467,12 @@ def test_a_write_into_the_package_is_an_error(tmp_path, package_copy):
     (grade,) = G.grade_folder(subs, out=tmp_path / "out", source=source, cell_timeout=10, notebook_timeout=60,
                               verbose=False)
     assert grade.changed == ["ftcourse/chat.py (changed)"] and grade.earned == 0
+
+
+def test_a_kernel_the_guard_cannot_prepare_grades_nothing(protection, tmp_path):
+    nb = _notebook(**GOOD)
+    empty = tmp_path / "no-guard-here"
+    empty.mkdir()
+    run = _guarded_run(nb, protection, empty, tmp_path)
+    assert "could not prepare the kernel" in run.stopped
+    assert {r.status for r in run.cells.values()} == {"not run"}
