@@ -156,6 +156,13 @@ class _Retriever:
                 self._build(self._notes)
             self._indexed_version = self.store.version
 
+    def refresh(self) -> bool:
+        """Re-index now if the store changed since the last search (a search does it by itself);
+        ``True`` when it re-indexed. Lesson 02 calls it to time the re-index of an update."""
+        stale = self._indexed_version != self.store.version
+        self._refresh()
+        return stale
+
     def _build(self, notes: list[Note]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
