@@ -11,10 +11,13 @@ The lesson asks the same help-centre questions of every route and grades the ans
   A wrong answer is then a *retrieval miss* (it was not) or an *answer miss* (it was);
 * ``top_scores`` / ``precision_recall`` / ``choose_threshold`` / ``gate``: an abstention threshold
   picked on validation questions and applied to test questions;
-* ``time_update``: the v1 -> v2 update of the database and of the retrieval index, timed;
+* ``time_update`` / ``update_rows`` / ``conflict_rows``: the v1 -> v2 update of the database and of
+  the retrieval index, timed; how often each route still states an old value; and whether a tuned
+  model follows a new note or its weights;
 * ``paired_verdict`` / ``retrieval_verdicts``: sentences computed from the numbers, so the lesson's
   prose says what this run measured (and what it did not), on any model and device;
-* plots: ``plot_hit_rates``, ``plot_accuracy_by_route``, ``plot_outcomes``;
+* tables and plots: ``as_table``, ``retrieval_display``, ``plot_hit_rates``, ``plot_accuracy_by_route``,
+  ``plot_outcomes``;
 * the cases the graders of ``solutions/02_rag_vs_finetuning_for_facts.ipynb`` use.
 
 >>> from ftcourse.facts_lab import lesson_questions, ask, retrieval_prompt
@@ -342,6 +345,44 @@ def time_update(conn, store, retrievers: Mapping[str, object], articles: Sequenc
     return times
 
 
+def stale_flags(report: FactReport, questions: Sequence[HelpQuestion]) -> list[bool]:
+    """Per question whose answer the update changed: does the answer state the v1 value and not the v2
+    one? (``ftcourse.lora.stale_answers`` with the two answer sheets of ``questions``.)"""
+    from .lora import stale_answers
+
+    return stale_answers(report.outputs, questions, question_facts(questions, 1), question_facts(questions, 2))
+
+
+def update_rows(routes: Mapping[str, tuple[FactReport, Sequence[HelpQuestion], float]]) -> list[dict]:
+    """One row per route after the update, from ``{name: (report graded on v2, questions, seconds the
+    update cost)}``: the share of answers that still state the v1 value, and the share right for v2."""
+    return [{"route": name, "update cost (s)": round(seconds, 4), "n": len(qs),
+             "states the v1 value": Rate.from_flags(stale_flags(report, qs)),
+             "right for v2": Rate.from_flags(report.correct)}
+            for name, (report, qs, seconds) in routes.items()]
+
+
+FOLLOWS_NOTE, FOLLOWS_WEIGHTS, NEITHER = "follows the note (v2 value)", "follows its weights (v1 value)", "neither"
+
+
+def note_or_weights(report: FactReport, questions: Sequence[HelpQuestion]) -> list[str]:
+    """For answers given with the v2 note in the prompt (graded on v2): ``FOLLOWS_NOTE`` when the
+    answer states the note's value, ``FOLLOWS_WEIGHTS`` when it states the old value, else ``NEITHER``."""
+    stale = stale_flags(report, questions)
+    return [FOLLOWS_NOTE if c else (FOLLOWS_WEIGHTS if s else NEITHER)
+            for c, s in zip(report.correct, stale, strict=True)]
+
+
+def conflict_rows(setups: Mapping[str, FactReport], questions: Sequence[HelpQuestion]) -> list[dict]:
+    """Per setup: how often the answer follows the note, the weights, or neither (each a ``Rate``)."""
+    rows = []
+    for name, report in setups.items():
+        marks = note_or_weights(report, questions)
+        rows.append({"setup": name, "n": len(marks),
+                     **{m: Rate.of(marks.count(m), len(marks)) for m in (FOLLOWS_NOTE, FOLLOWS_WEIGHTS, NEITHER)}})
+    return rows
+
+
 # --------------------------------------------------------------------------- sentences from numbers
 def paired_verdict(a: Sequence[bool], b: Sequence[bool], a_name: str, b_name: str, what: str) -> str:
     """One sentence comparing two setups on the same questions (an exact sign test, one-sided each way)."""
@@ -380,6 +421,24 @@ def as_table(rows: Sequence[dict], index: str | Sequence[str] | None = None):
 
     frame = pd.DataFrame([{k: (str(v) if isinstance(v, Rate) else v) for k, v in row.items()} for row in rows])
     return frame.set_index(index) if index is not None else frame
+
+
+def retrieval_display(rows: Sequence[dict], ks: Sequence[int] = (1, 5)):
+    """``retrieval_table`` rows as a readable table: hit@k with its 95 % interval, MRR, and the chance
+    rates (k articles drawn at random) beside them."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        row = {"retriever": r["retriever"], "kind": r["kind"], "n": r["n"]}
+        for k in ks:
+            row[f"hit@{k} (95 % CI)"] = f"{r[f'hit@{k}']:.0%} ({r[f'hit@{k} low']:.0%}-{r[f'hit@{k} high']:.0%})"
+        row["MRR"] = round(r["MRR"], 3)
+        for k in ks:
+            row[f"chance hit@{k}"] = f"{r[f'chance@{k}']:.1%}"
+        row["chance MRR"] = round(r["chance MRR"], 3)
+        out.append(row)
+    return pd.DataFrame(out).set_index(["retriever", "kind"])
 
 
 # --------------------------------------------------------------------------- plots

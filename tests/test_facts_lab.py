@@ -276,3 +276,32 @@ def test_prompt_exercise_questions():
     assert len(qs) == 40 and {q.kind for q in qs} == set(F.TILLWISE_KINDS)
     assert all(q.split == "test" and q.article_id for q in qs)
     assert F.prompt_exercise_questions() == qs
+
+
+def test_update_rows_and_conflict_rows_count_old_and_new_values():
+    from ftcourse.evals import FactReport
+
+    qs = [q for q in load_helpcentre_questions(kind="verbatim", split="test") if q.changes_in_v2][:3]
+    old = [q.answer for q in qs]  # every answer states the v1 value
+    new = [qs[0].answer_v2, "I don't know.", qs[2].answer_v2]
+    graded_old = FactReport(0.0, {}, outputs=old, correct=F.regrade(old, qs, 2), n=3)
+    graded_new = FactReport(0.0, {}, outputs=new, correct=F.regrade(new, qs, 2), n=3)
+    assert F.stale_flags(graded_old, qs) == [True] * 3 and F.stale_flags(graded_new, qs) == [False] * 3
+    rows = F.update_rows({"weights": (graded_old, qs, 30.0), "database": (graded_new, qs, 0.001)})
+    assert rows[0]["states the v1 value"] == Rate(3, 3) and rows[0]["right for v2"] == Rate(0, 3)
+    assert rows[1]["states the v1 value"] == Rate(0, 3) and rows[1]["right for v2"] == Rate(2, 3)
+    assert F.note_or_weights(graded_new, qs) == [F.FOLLOWS_NOTE, F.NEITHER, F.FOLLOWS_NOTE]
+    conflict = F.conflict_rows({"old": graded_old}, qs)
+    assert conflict[0][F.FOLLOWS_WEIGHTS] == Rate(3, 3) and conflict[0]["n"] == 3
+
+
+def test_retrieval_display_shows_intervals_and_chance():
+    from ftcourse.rag import retrieval_table
+
+    store = DocumentStore.from_articles(load_helpcentre(1))
+    qs = load_helpcentre_questions(kind="keyword", split="val")
+    rows = retrieval_table(KeywordRetriever(store), qs, name="BM25")
+    table = F.retrieval_display(rows)
+    assert list(table.index.names) == ["retriever", "kind"]
+    assert {"n", "hit@1 (95 % CI)", "hit@5 (95 % CI)", "MRR", "chance hit@5"} <= set(table.columns)
+    assert table.loc[("BM25", "keyword"), "hit@5 (95 % CI)"].endswith(")")
