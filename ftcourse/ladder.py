@@ -84,7 +84,7 @@ def plot_ladder(reports: Mapping, title: str = "The prompt ladder on the eval se
             texts = [f"{v:.2f}" for v in values]
         if kind != "share":
             bars = ax.bar(names, values, color=colours)
-        ax.bar_label(bars, texts, fontsize=8, label_type="center" if kind == "share" else "edge")
+        ax.bar_label(bars, texts, fontsize=8, padding=2)
         ax.set_title(label, fontsize=10)
         ax.tick_params(axis="x", labelsize=8)
         ax.spines[["top", "right"]].set_visible(False)

@@ -784,9 +784,10 @@ def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Seque
     ``shape`` is the share of answers that are one JSON object with exactly the two keys (labels not
     checked) and ``compliance`` also requires both labels to be in the taxonomy.
 
-    All samples of one temperature are drawn in a single batch (each ticket repeated once per seed,
-    the batch seeded with ``seeds[0]``): the rows sample independently, and one long batch costs far
-    less than a short batch per seed. Run ``j`` is the ``j``-th sample of every ticket.
+    All samples of one temperature are drawn in one ``generate_batch`` call (each ticket repeated once
+    per seed, seeded with ``seeds[0]``), which packs them into as few batches as its token budget allows:
+    the rows sample independently, and a few long batches cost far less than a short batch per seed,
+    while the budget keeps memory bounded. Run ``j`` is the ``j``-th sample of every ticket.
 
     ``greedy``: answers this model already gave these tickets greedily with this ``rung`` (for example
     ``report.outputs[:n]`` of an ``evaluate_tickets`` run); temperature 0 then scores them instead of
@@ -808,7 +809,7 @@ def compliance_by_temperature(model, tok, tickets: Sequence, temperatures: Seque
         else:
             outputs = generate_batch(model, tok, [p for p in prompts for _ in runs], max_new_tokens=max_new_tokens,
                                      temperature=temperature, seed=runs[0], system=system,
-                                     batch_size=len(prompts) * len(runs), progress=False,
+                                     progress=False,  # generate_batch's token budget bounds the memory
                                      stop_when=cannot_be_ticket_json)  # scores unchanged, time saved
         for j, seed in enumerate(runs):
             run = outputs[j::len(runs)]
