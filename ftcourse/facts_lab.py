@@ -95,6 +95,19 @@ def lesson_questions(split: str = "test", per_kind: Mapping[str, int] | None = N
     return [q for kind in HELP_QUESTION_KINDS for q in questions if q.kind == kind and q.id in keep]
 
 
+def exposures(rows: Sequence[dict], steps: int, batch_size: int, seed: int = 0) -> dict[str, int]:
+    """How many training rows of each fact ``train_lora`` draws in ``steps`` steps of ``batch_size``
+    (the same shuffled order, ``ftcourse.lora.batch_stream`` with ``seed``): ``{fact_id: count}``."""
+    from .lora import batch_stream
+
+    counts = {row["fact_id"]: 0 for row in rows}
+    stream = batch_stream(len(rows), batch_size, seed=seed)
+    for _ in range(steps):
+        for i in next(stream):
+            counts[rows[i]["fact_id"]] += 1
+    return counts
+
+
 def select(values: Sequence, questions: Sequence, kinds: Sequence[str] | None = None,
            where: Callable | None = None) -> list:
     """The ``values`` (one per question) of the questions of ``kinds`` (all if ``None``) that ``where`` keeps."""

@@ -27,6 +27,7 @@ from ftcourse.rag import (  # noqa: E402
     keyword_tokens,
     load_helpcentre,
     load_helpcentre_questions,
+    load_helpcentre_training,
     mean_reciprocal_rank,
     reciprocal_rank_fusion,
 )
@@ -305,3 +306,70 @@ def test_retrieval_display_shows_intervals_and_chance():
     assert list(table.index.names) == ["retriever", "kind"]
     assert {"n", "hit@1 (95 % CI)", "hit@5 (95 % CI)", "MRR", "chance hit@5"} <= set(table.columns)
     assert table.loc[("BM25", "keyword"), "hit@5 (95 % CI)"].endswith(")")
+
+
+# --------------------------------------------------------------------------- the graders of exercises 02
+NB02 = "02_rag_vs_finetuning_for_facts.ipynb"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    from ftcourse.models import fetch_model
+
+    return AutoTokenizer.from_pretrained(fetch_model(verbose=False))
+
+
+def _graded(exercise: bool, tok, monkeypatch) -> dict[str, str]:
+    """Run solutions/02 (or its generated exercise) with stand-ins: a bag-of-words embedder, and a
+    "model" that answers a prompt with notes by repeating them, and a bare question with a made-up
+    value. Returns ``{grader id: ""}`` for a pass, or the failure message."""
+    from pathlib import Path
+
+    import nbformat
+
+    from ftcourse import exercises as E
+    from ftcourse import rag
+
+    monkeypatch.setattr(rag, "load_embedder", lambda device="cpu": BagOfWordsEncoder())
+
+    def fake(model, tok, prompts, **kwargs):
+        return [" ".join(m["content"] for m in p) if isinstance(p, list) else "It costs $1,234." for p in prompts]
+
+    monkeypatch.setattr(chat, "generate_batch", fake)
+    path = Path(__file__).resolve().parents[1] / "solutions" / NB02
+    nb = nbformat.read(path, as_version=4)
+    if exercise:
+        nb = E.make_exercise(nb, NB02)
+    ns: dict = {}
+    outcomes = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        source = cell.source.replace("model, tok = load_model()", "model = None")
+        ns["tok"] = tok
+        grader = cell.metadata.get("grader", {}).get("id")
+        try:
+            exec(source, ns)  # noqa: S102 - our own notebook cells
+            if grader:
+                outcomes[grader] = ""
+        except (AssertionError, NotImplementedError) as exc:
+            if grader:
+                outcomes[grader] = f"{type(exc).__name__}: {exc}"
+    return outcomes
+
+
+def test_02_graders_pass_on_the_solution_and_fail_on_the_exercise(tok, monkeypatch):
+    solved = _graded(False, tok, monkeypatch)
+    assert solved == {"ex02-hit-and-mrr": "", "ex02-rrf": "", "ex02-threshold": "", "ex02-rag-prompt": ""}
+    unsolved = _graded(True, tok, monkeypatch)
+    assert set(unsolved) == set(solved) and all(unsolved.values()), unsolved
+
+
+def test_exposures_replay_the_training_order():
+    rows = load_helpcentre_training(paraphrases=1)
+    counts = F.exposures(rows, steps=9, batch_size=8)   # 65 rows: 9 batches are one epoch (8 x 8 + 1)
+    assert set(counts) == {r["fact_id"] for r in rows} and set(counts.values()) == {1}
+    five = F.exposures(load_helpcentre_training(paraphrases=5), steps=3, batch_size=8)
+    assert sum(five.values()) == 24 and len(five) == 65
