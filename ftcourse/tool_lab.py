@@ -433,17 +433,17 @@ class WorldChange:
 
 
 def world_changes(traces: Sequence[Trace]) -> list[WorldChange]:
-    """Two changes, each to the subject of a live-state question the route got right: a product in
-    stock sells out (``set_stock`` to 0), and an order moves on (processing -> shipped, or else
-    shipped -> delivered)."""
-    right = [t for t in traces if t.outcome == "right" and t.request.kind == "live_state"]
+    """Two changes, each to the subject of a live-state question whose call the route got right (the
+    read ran): a product in stock sells out (``set_stock`` to 0), and an order moves on (processing ->
+    shipped, or else shipped -> delivered)."""
+    right = [t for t in traces if t.failure is None and t.request.kind == "live_state"]
     stock = next((t for t in right if t.request.gold[0]["name"] == "get_stock" and t.truth), None)
     orders = [t for t in right if t.request.gold[0]["name"] == "get_order_status"]
     order = next((t for t in orders if t.truth == "processing"), None) or next(
         (t for t in orders if t.truth == "shipped"), None)
     if stock is None or order is None:
-        raise CourseError("The route got no stock question with units on the shelf, or no order question "
-                          "about a processing or shipped order, right; there is nothing to change.")
+        raise CourseError("The route made no right call for a stock question with units on the shelf, or for "
+                          "an order that is processing or shipped; there is nothing to change.")
     store, sku = (stock.request.gold[0]["arguments"][k] for k in ("store", "sku"))
     order_id = order.request.gold[0]["arguments"]["order_id"]
     new_status = "shipped" if order.truth == "processing" else "delivered"
