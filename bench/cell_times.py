@@ -21,17 +21,19 @@ def cell_times(path: Path, timeout: int = 1200, save: Path | None = None) -> tup
                             resources={"metadata": {"path": str(path.parent)}})
     times = []
     start = time.perf_counter()
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            t0 = time.perf_counter()
-            client.execute_cell(cell, index)
-            first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
-            times.append((index, time.perf_counter() - t0, first))
-            print(f"[{index:2d}] {times[-1][1]:7.1f} s  {first}", flush=True)
-    if save is not None:
-        nbformat.write(nb, save)
+    try:
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                t0 = time.perf_counter()
+                client.execute_cell(cell, index)
+                first = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
+                times.append((index, time.perf_counter() - t0, first))
+                print(f"[{index:2d}] {times[-1][1]:7.1f} s  {first}", flush=True)
+    finally:  # a failing cell still leaves the executed notebook to read
+        if save is not None:
+            nbformat.write(nb, save)
     return times, time.perf_counter() - start
 
 

@@ -877,8 +877,23 @@ def no_call_flags(answers: Sequence[str]) -> list[bool]:
     return [parse_tool_calls(a).ok and not parse_tool_calls(a).calls for a in answers]
 
 
+def with_learner_examples(lesson_examples: Sequence[dict], added) -> list[dict]:
+    """The lesson's training examples in their order, each no-tool example replaced by the learner's
+    example for the same request id (dropped where the learner wrote none), then the learner's other
+    examples. With the right answer this is exactly the lesson's training set, so the grader's run
+    repeats the lesson's."""
+    yours = {ex.get("id"): ex for ex in added if isinstance(ex, dict)}
+    mixed = []
+    for ex in lesson_examples:
+        if ex["messages"][-1]["content"] != NO_CALL:
+            mixed.append(ex)
+        elif ex["id"] in yours:
+            mixed.append(yours.pop(ex["id"]))
+    return mixed + list(yours.values())
+
+
 __all__ = [
-    "ANSWER_SYSTEM", "tool_summary", "few_shot_system", "pick_few_shot", "few_shot_messages", "cannot_be_a_call",
+    "with_learner_examples", "ANSWER_SYSTEM", "tool_summary", "few_shot_system", "pick_few_shot", "few_shot_messages", "cannot_be_a_call",
     "most_common_call", "baseline_answers", "Route", "LiveStateScore", "score_live_state", "OUTCOMES",
     "OUTCOME_MEANINGS", "Trace", "trace_answer", "trace_route", "settle_final_answers", "end_to_end_right",
     "failure_table", "WorldChange", "world_changes", "SecurityReport", "run_security_suite", "InjectionProbe",
