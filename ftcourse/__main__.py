@@ -53,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("progress", help="per-lesson quiz progress summary")
     pr.add_argument("--file", default=None, help="progress file (default: $FTCOURSE_PROGRESS or ~/.ftcourse/progress.json)")
     pr.set_defaults(func=_progress)
-    g = sub.add_parser("grade", help="grade a folder of submitted exercise notebooks")
+    g = sub.add_parser("grade", help="grade a folder of submitted exercise notebooks",
+                       epilog="Exit status: 0 when every notebook was graded; 2 when a run changed the solutions, "
+                              "the submissions or the course package (those notebooks score 0 and the gradebook's "
+                              "problems column says what changed).")
     g.add_argument("submissions", help="folder of submissions (never modified)")
     g.add_argument("--out", default="grading-out", help="where gradebook.csv and feedback go")
     g.add_argument("--source", default="solutions", help="folder of solution notebooks (grader checksums)")
