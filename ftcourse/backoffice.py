@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from .datasets import DATA_DIR
 from .errors import CourseError
+from .sqlite_files import write_sqlite_atomically
 
 BACKOFFICE_DIR = DATA_DIR / "backoffice"
 
@@ -123,28 +122,16 @@ def build_backoffice(path: str | Path = "backoffice.sqlite") -> Path:
     over it only when complete, so you get either the old file or a whole new one, never half of
     one. Running it again also undoes every change made since (refunds, plan changes, stock).
     """
-    path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)  # an empty file: SQLite starts a new database in it
-    try:
-        conn = sqlite3.connect(tmp)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            with conn:
-                _fill(conn)
-            problems = conn.execute("PRAGMA foreign_key_check").fetchall()
-            if problems:
-                raise CourseError(f"The back-office seed files disagree with each other: {problems[:3]}. "
-                                  "Every order's customer and every stock row's store and SKU must exist.")
-        finally:
-            conn.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    def fill(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA foreign_keys = ON")
+        with conn:
+            _fill(conn)
+        problems = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if problems:
+            raise CourseError(f"The back-office seed files disagree with each other: {problems[:3]}. "
+                              "Every order's customer and every stock row's store and SKU must exist.")
+
+    return write_sqlite_atomically(path, fill)
 
 
 def connect(path: str | Path = "backoffice.sqlite") -> sqlite3.Connection:

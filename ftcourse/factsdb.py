@@ -28,14 +28,13 @@ Tables:
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import tempfile
 from pathlib import Path
 
 from .datasets import load_facts, load_jsonl
 from .errors import CourseError
+from .sqlite_files import write_sqlite_atomically
 
 DEFAULT_PATH = "tillwise_facts.sqlite"
 
@@ -101,28 +100,16 @@ def build_facts_db(path: str | Path = DEFAULT_PATH, version: int = 1) -> Path:
     so you get either the old file or a whole new one. Running it again undoes every change.
     """
     plans, facts = plan_rows(version), fact_rows(version)  # read (and check) the data before touching files
-    path = Path(path).expanduser().resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        conn = sqlite3.connect(tmp)
-        try:
-            with conn:
-                conn.executescript(SCHEMA)
-                for table, columns, rows in (("plans", PLAN_COLUMNS, plans), ("facts", FACT_COLUMNS, facts)):
-                    conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
-                                     f"VALUES ({', '.join('?' * len(columns))})",
-                                     [[r[c] for c in columns] for r in rows])
-                conn.execute(f"PRAGMA user_version = {int(version)}")
-        finally:
-            conn.close()
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    def fill(conn: sqlite3.Connection) -> None:
+        with conn:
+            conn.executescript(SCHEMA)
+            for table, columns, rows in (("plans", PLAN_COLUMNS, plans), ("facts", FACT_COLUMNS, facts)):
+                conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                 f"VALUES ({', '.join('?' * len(columns))})",
+                                 [[r[c] for c in columns] for r in rows])
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+
+    return write_sqlite_atomically(path, fill)
 
 
 def connect(path: str | Path = DEFAULT_PATH) -> sqlite3.Connection:

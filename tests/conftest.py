@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 # Notebooks under tests/fixtures are inputs to the grading tests, not notebooks to run.
@@ -14,3 +17,20 @@ def course_model():
     from ftcourse.models import load_model
 
     return load_model(verbose=False)
+
+
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory):
+    """Grade with a copy of the ftcourse package as the one the runs must not change.
+
+    The grading run hashes its package before and after every notebook; with the live package, an
+    edit saved in the checkout while the tests run would read as tampering. Grading test modules
+    use it for every test (``pytestmark = pytest.mark.usefixtures("package_copy")``).
+    """
+    from ftcourse import grading
+
+    copy = tmp_path_factory.mktemp("package") / "ftcourse"
+    shutil.copytree(Path(grading.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(grading, "PACKAGE", copy)
+        yield copy

@@ -73,18 +73,7 @@ def _read_gradebook(path: Path) -> dict[tuple[str, str], dict]:
         return {(row["learner"], row["notebook"]): row for row in csv.DictReader(f)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def package_copy(tmp_path_factory):
-    """Grade with a copy of the ftcourse package as the one the runs must not change.
-
-    The grading run hashes its package before and after every notebook; with the live package, an
-    edit saved in the checkout while the tests run would read as tampering.
-    """
-    copy = tmp_path_factory.mktemp("package") / "ftcourse"
-    shutil.copytree(Path(G.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(G, "PACKAGE", copy)
-        yield copy
+pytestmark = pytest.mark.usefixtures("package_copy")   # conftest: grade against a copy of the package
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ The same tricks on the real warm-up are the cheating learners of ``tests/fixture
 
 import csv
 import os
-import shutil
 from argparse import Namespace
 from pathlib import Path
 
@@ -72,18 +71,7 @@ def _notebook(double=WRONG_DOUBLE, half=WRONG_HALF, size=WRONG_SIZE, before_doub
 GOOD = {"double": _solved(DOUBLE), "half": _solved(HALF), "size": _solved(SIZE)}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def package_copy(tmp_path_factory):
-    """Grade with a copy of the ftcourse package as the one the runs must not change.
-
-    The grading run hashes its package before and after every notebook; with the live package, an
-    edit saved in the checkout while the tests run would read as tampering.
-    """
-    copy = tmp_path_factory.mktemp("package") / "ftcourse"
-    shutil.copytree(Path(G.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(G, "PACKAGE", copy)
-        yield copy
+pytestmark = pytest.mark.usefixtures("package_copy")   # conftest: grade against a copy of the package
 
 
 @pytest.fixture(scope="module")
