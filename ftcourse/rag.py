@@ -373,13 +373,14 @@ def _note_text(item) -> str:
     return str(item)
 
 
-def rag_prompt(question: str, notes: Sequence) -> list[dict]:
+def rag_prompt(question: str, notes: Sequence, instruction: str = RAG_INSTRUCTION) -> list[dict]:
     """Messages that put the retrieved notes in front of the question.
 
     ``notes``: what ``search`` returned (``(note, score)`` pairs), Notes, Facts or plain strings.
+    ``instruction``: the system line above the notes (Tillwise's by default).
     """
     lines = "\n".join(f"- {_note_text(n)}" for n in notes) or "- (no notes found)"
-    return [{"role": "system", "content": f"{RAG_INSTRUCTION}\n\nNotes:\n{lines}"},
+    return [{"role": "system", "content": f"{instruction}\n\nNotes:\n{lines}"},
             {"role": "user", "content": question}]
 
 
