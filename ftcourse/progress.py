@@ -218,7 +218,7 @@ _HEADER = ("lesson", "title", "solved", "first try", "checks", "last check")
 def _cells(row: LessonProgress) -> tuple[str, ...]:
     total = "?" if row.questions is None else str(row.questions)
     return (row.lesson, row.title, f"{row.solved}/{total}", str(row.first_try), str(row.checks),
-            row.last.replace("T", " ")[:16])
+            row.last.replace("T", " ")[:16] if row.checks else "not started")
 
 
 def format_summary(rows: list[LessonProgress]) -> str:

@@ -5,6 +5,7 @@ import os
 import threading
 from argparse import Namespace
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,13 @@ def test_module_never_writes_without_a_check(pfile):
     P.load_progress()
     assert not pfile.exists()
     assert os.path.isdir(pfile.parent)
+
+
+def test_lessons_without_checks_are_listed_as_not_started(pfile):
+    P.record_check("01", "q01-quick-check", True, 1)
+    rows = {r.lesson: r for r in P.summarize(P.load_progress())}
+    lessons = sorted(p.stem for p in (Path(P.__file__).parent / "data" / "quizzes").glob("*.yaml"))
+    assert list(rows) == lessons and {"00", "05"} <= set(rows)  # every quiz lesson, checked or not
+    text = P.format_summary(list(rows.values()))
+    by_lesson = {line.split()[0]: line for line in text.splitlines()[2:]}
+    assert by_lesson["00"].endswith("not started") and not by_lesson["01"].endswith("not started")
