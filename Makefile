@@ -28,6 +28,7 @@ model: env
 	$(PY) -m ftcourse fetch-model
 
 lab: model
+	@scripts/lab_settings.sh $(PY)
 	$(BIN)/jupyter lab $(ROOT_ARGS) $(LAB_ARGS) lessons/00_setup.ipynb
 
 check: env

@@ -28,59 +28,24 @@ import argparse
 import copy
 import hashlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
+from .cell_markers import BEGIN, END, GRADER_TAG, ExerciseError, Grader, grader_meta, graders, is_grader
 from .errors import CourseError
+from .grading import CellRun, execute_notebook
 
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
+# the cell conventions live in cell_markers (grading and the tamper scan read them too); these names
+# stay importable from here
+__all__ = ["BEGIN", "END", "GRADER_TAG", "ExerciseError", "Grader", "grader_meta", "graders", "is_grader",
+           "CODE_STUB", "MARKDOWN_STUB", "GENERATED_KEY", "clear_solutions", "make_exercise", "render_exercise",
+           "generate", "audit_graders", "main"]
+
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 MARKDOWN_STUB = ("YOUR ANSWER HERE",)
-GRADER_TAG = "grader"
 GENERATED_KEY = "ftcourse"
 
 
-class ExerciseError(CourseError):
-    """A solution notebook breaks the exercise conventions; the message says where."""
-
-
-@dataclass(frozen=True)
-class Grader:
-    id: str
-    points: float
-    cell_index: int
-    source: str
-
-
 # --------------------------------------------------------------------------- cells
-def is_grader(cell) -> bool:
-    return cell.get("cell_type") == "code" and GRADER_TAG in cell.get("metadata", {}).get("tags", [])
-
-
-def grader_meta(cell) -> dict | None:
-    meta = cell.get("metadata", {}).get("grader")
-    return meta if isinstance(meta, dict) else None
-
-
-def graders(nb, where: str = "notebook") -> list[Grader]:
-    """The grader cells of ``nb``, checked: each has a string id (unique) and positive points."""
-    found: list[Grader] = []
-    for i, cell in enumerate(nb.cells):
-        if not is_grader(cell):
-            continue
-        meta = grader_meta(cell) or {}
-        gid, points = meta.get("id"), meta.get("points")
-        if not isinstance(gid, str) or not gid.strip():
-            raise ExerciseError(f"{where}, cell {i}: a grader cell needs metadata.grader.id (a string)")
-        if isinstance(points, bool) or not isinstance(points, int | float) or points <= 0:
-            raise ExerciseError(f"{where}, cell {i} ({gid}): metadata.grader.points must be a positive number")
-        if any(g.id == gid for g in found):
-            raise ExerciseError(f"{where}, cell {i}: grader id {gid!r} is used twice")
-        found.append(Grader(gid, points, i, cell.source))
-    return found
-
-
 def clear_solutions(source: str, markdown: bool = False, where: str = "cell") -> tuple[str, int]:
     """Replace every solution region in ``source``; return ``(new_source, regions_replaced)``."""
     stub = MARKDOWN_STUB if markdown else CODE_STUB
@@ -211,8 +176,6 @@ def generate(solutions: Path | str = "solutions", exercises: Path | str = "exerc
 
 def _grader_outcomes(nb, cwd: Path, cell_timeout: float, notebook_timeout: float) -> dict[str, str]:
     """Run ``nb`` and return ``{grader id: "" if it passed, else why not}``."""
-    from .grading import CellRun, execute_notebook
-
     run = execute_notebook(nb, cwd, cell_timeout=cell_timeout, notebook_timeout=notebook_timeout)
     out = {}
     for g in graders(nb):

@@ -66,8 +66,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cell_markers import Grader, graders
 from .errors import CourseError
-from .exercises import Grader, graders
 from .tamper import Finding, Protection, checker_names, normalise, protection_of, scan_submission
 
 GRACE_S = 15  # extra seconds for a kernel to react to an interrupt before it is shut down

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .quiz_files import available_lessons, load_quiz
+
 PROGRESS_ENV = "FTCOURSE_PROGRESS"
 FORMAT = 1
 _KEYS = {"lesson": str, "question": str, "correct": bool, "attempt": int, "time": str}
@@ -174,10 +176,6 @@ class LessonProgress:
 
 def _quiz_catalogue() -> dict[str, tuple[str, set[str]]]:
     """lesson -> (title, question ids) for every quiz file that loads; broken files are skipped."""
-    try:
-        from .quiz import available_lessons, load_quiz
-    except ImportError:  # pragma: no cover
-        return {}
     out = {}
     for lesson in available_lessons():
         try:

@@ -17,8 +17,12 @@ In a notebook::
 
 The grading is plain functions (:func:`grade`), so tests need no browser. The widgets use core
 ipywidgets only (no custom JavaScript) and carry stable CSS classes (``quiz``, ``quiz-question``,
-``quiz-check``, ``quiz-retry``, ``quiz-feedback``, ``quiz-score``, ...). Each Check is recorded in your
-progress file (see :mod:`ftcourse.progress`).
+``quiz-single-choice`` on a single-choice question's radio buttons, ``quiz-option-box``, ``quiz-check``,
+``quiz-retry``, ``quiz-feedback``, ``quiz-score``, ...). Each Check is recorded in your progress file
+(see :mod:`ftcourse.progress`).
+
+The file format, its validation and loading are in :mod:`ftcourse.quiz_files`; their names are
+importable from here too.
 
 Check a quiz file you wrote: ``python -m ftcourse.quiz ftcourse/data/quizzes/01.yaml``
 (no argument: every quiz file), or ``validate_quiz_file(path)`` in Python.
@@ -29,267 +33,34 @@ from __future__ import annotations
 import html
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CourseError
+from .progress import record_check
+from .quiz_files import (
+    KINDS,
+    MatchItem,
+    Option,
+    Question,
+    Quiz,
+    QuizFileError,
+    _read_yaml,
+    available_lessons,
+    load_quiz,
+    quiz_dir,
+    quiz_files,
+    quiz_problems,
+    validate_all_quizzes,
+    validate_quiz_file,
+)
 
-KINDS = ("single", "multi", "match")
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_TOP_KEYS = {"lesson", "title", "questions"}
-_QUESTION_KEYS = {"single": {"id", "kind", "prompt", "source", "options"},
-                  "multi": {"id", "kind", "prompt", "source", "options"},
-                  "match": {"id", "kind", "prompt", "source", "choices", "items"}}
-_OPTION_KEYS = {"text", "correct", "explain"}
-_ITEM_KEYS = {"text", "answer", "explain"}
-
-
-class QuizFileError(CourseError):
-    """A quiz file is missing or breaks the quiz format; the message lists every problem."""
-
-
-# --------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class Option:
-    text: str
-    correct: bool
-    explain: str
-
-
-@dataclass(frozen=True)
-class MatchItem:
-    text: str
-    answer: str
-    explain: str
-
-
-@dataclass(frozen=True)
-class Question:
-    id: str
-    kind: str
-    prompt: str
-    source: str
-    options: tuple[Option, ...] = ()
-    choices: tuple[str, ...] = ()
-    items: tuple[MatchItem, ...] = ()
-
-
-@dataclass(frozen=True)
-class Quiz:
-    lesson: str
-    title: str
-    questions: tuple[Question, ...]
-    path: Path | None = None
-
-
-def quiz_dir() -> Path:
-    """The folder of the course's quiz files."""
-    return Path(__file__).parent / "data" / "quizzes"
-
-
-def quiz_files() -> list[Path]:
-    return sorted(quiz_dir().glob("*.yaml"))
-
-
-def available_lessons() -> list[str]:
-    return [p.stem for p in quiz_files()]
-
-
-# --------------------------------------------------------------------------- validation
-def _text(value) -> bool:
-    return isinstance(value, str) and value.strip() != ""
-
-
-def _check_question(q, where: str, problems: list[str]) -> None:
-    if not isinstance(q, Mapping):
-        problems.append(f"{where}: must be a mapping with id, kind, prompt, source, ...")
-        return
-    kind = q.get("kind")
-    if kind not in KINDS:
-        problems.append(f"{where}: kind must be one of {', '.join(KINDS)} (got {kind!r})")
-        return
-    unknown = set(q) - _QUESTION_KEYS[kind]
-    if unknown:
-        problems.append(f"{where}: unknown key(s) {sorted(unknown)} for kind {kind!r} "
-                        f"(allowed: {sorted(_QUESTION_KEYS[kind])})")
-    for key in ("prompt", "source"):
-        if not _text(q.get(key)):
-            problems.append(f"{where}: needs a non-empty {key!r}"
-                            + (" (a seed file or a lesson section, e.g. 'seed 000, Quick check')"
-                               if key == "source" else ""))
-    if kind in ("single", "multi"):
-        options = q.get("options")
-        if not isinstance(options, list) or len(options) < 2:
-            problems.append(f"{where}: needs a list of at least 2 options")
-            return
-        texts = []
-        for j, opt in enumerate(options):
-            ow = f"{where}: options[{j}]"
-            if not isinstance(opt, Mapping):
-                problems.append(f"{ow}: must be a mapping with text, correct, explain")
-                continue
-            if set(opt) - _OPTION_KEYS:
-                problems.append(f"{ow}: unknown key(s) {sorted(set(opt) - _OPTION_KEYS)} (allowed: text, correct, explain)")
-            if not _text(opt.get("text")):
-                problems.append(f"{ow}: needs a non-empty 'text'")
-            texts.append(opt.get("text"))
-            if not isinstance(opt.get("correct"), bool):
-                problems.append(f"{ow}: 'correct' must be true or false (got {opt.get('correct')!r})")
-            if not _text(opt.get("explain")):
-                problems.append(f"{ow}: needs an 'explain' (shown after Check, right or wrong)")
-        if len(set(map(str, texts))) != len(texts):
-            problems.append(f"{where}: two options have the same text")
-        n_correct = sum(1 for o in options if isinstance(o, Mapping) and o.get("correct") is True)
-        if kind == "single" and n_correct != 1:
-            problems.append(f"{where}: a single-choice question needs exactly one correct option (has {n_correct})")
-        if kind == "multi" and n_correct < 1:
-            problems.append(f"{where}: a multi-select question needs at least one correct option")
-    else:
-        choices = q.get("choices")
-        if (not isinstance(choices, list) or len(choices) < 2 or not all(_text(c) for c in choices)):
-            problems.append(f"{where}: 'choices' must be a list of at least 2 non-empty strings")
-            choices = []
-        elif len(set(choices)) != len(choices):
-            problems.append(f"{where}: 'choices' has duplicates")
-        items = q.get("items")
-        if not isinstance(items, list) or len(items) < 2:
-            problems.append(f"{where}: needs a list of at least 2 items")
-            return
-        texts = []
-        for j, item in enumerate(items):
-            iw = f"{where}: items[{j}]"
-            if not isinstance(item, Mapping):
-                problems.append(f"{iw}: must be a mapping with text, answer, explain")
-                continue
-            if set(item) - _ITEM_KEYS:
-                problems.append(f"{iw}: unknown key(s) {sorted(set(item) - _ITEM_KEYS)} (allowed: text, answer, explain)")
-            if not _text(item.get("text")):
-                problems.append(f"{iw}: needs a non-empty 'text'")
-            texts.append(item.get("text"))
-            if choices and item.get("answer") not in choices:
-                problems.append(f"{iw}: answer {item.get('answer')!r} is not one of the choices {choices}")
-            if not _text(item.get("explain")):
-                problems.append(f"{iw}: needs an 'explain' (shown after Check)")
-        if len(set(map(str, texts))) != len(texts):
-            problems.append(f"{where}: two items have the same text")
-
-
-def quiz_problems(data, name: str = "quiz", expected_lesson: str | None = None) -> list[str]:
-    """Every problem in parsed quiz data (empty list: the data is a valid quiz)."""
-    if not isinstance(data, Mapping):
-        return [f"{name}: the file must be a mapping with lesson, title, questions"]
-    problems = []
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        problems.append(f"{name}: unknown top-level key(s) {sorted(unknown)} (allowed: lesson, title, questions)")
-    lesson = data.get("lesson")
-    if not _text(lesson):
-        problems.append(f"{name}: 'lesson' must be a quoted string like \"01\" (got {lesson!r})")
-    elif expected_lesson is not None and lesson != expected_lesson:
-        problems.append(f"{name}: lesson {lesson!r} does not match the file name ({expected_lesson}.yaml)")
-    if not _text(data.get("title")):
-        problems.append(f"{name}: needs a non-empty 'title'")
-    questions = data.get("questions")
-    if not isinstance(questions, list) or not questions:
-        problems.append(f"{name}: 'questions' must be a non-empty list")
-        return problems
-    seen: set[str] = set()
-    for i, q in enumerate(questions):
-        qid = q.get("id") if isinstance(q, Mapping) else None
-        where = f"{name}: questions[{i}]" + (f" ({qid})" if isinstance(qid, str) else "")
-        if not isinstance(qid, str) or not _ID.match(qid):
-            problems.append(f"{where}: 'id' must be lower-case letters, digits, '-', '_' or '.' (got {qid!r})")
-        elif qid in seen:
-            problems.append(f"{where}: id {qid!r} is used twice")
-        else:
-            seen.add(qid)
-        _check_question(q, where, problems)
-    return problems
-
-
-def _read_yaml(path: Path):
-    import yaml
-
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")), []
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, [f"{path}: cannot be read ({exc})"]
-    except yaml.YAMLError as exc:
-        return None, [f"{path}: is not valid YAML ({' '.join(str(exc).split())})"]
-
-
-def validate_quiz_file(path: str | Path) -> list[str]:
-    """Every problem in one quiz file, as readable lines; an empty list means the file is valid.
-
-    Checks: YAML parses; lesson matches the file name; ids are well-formed and unique in the file;
-    kinds are known; every question has a prompt and a source; single has exactly one correct
-    option, multi at least one; match answers are among the choices; every option and item has an
-    explanation; no unknown keys (they are usually typos, e.g. ``explanation`` for ``explain``).
-    """
-    path = Path(path)
-    data, problems = _read_yaml(path)
-    return problems or quiz_problems(data, name=str(path), expected_lesson=path.stem)
-
-
-def validate_all_quizzes(paths: Iterable[str | Path] | None = None) -> list[str]:
-    """Problems in every quiz file (default: all course quizzes), plus ids used in more than one file."""
-    paths = [Path(p) for p in (quiz_files() if paths is None else paths)]
-    problems: list[str] = []
-    owner: dict[str, Path] = {}
-    for path in paths:
-        found = validate_quiz_file(path)
-        problems += found
-        data, _ = _read_yaml(path)
-        if not isinstance(data, Mapping) or not isinstance(data.get("questions"), list):
-            continue
-        for q in data["questions"]:
-            qid = q.get("id") if isinstance(q, Mapping) else None
-            if not isinstance(qid, str):
-                continue
-            if qid in owner and owner[qid] != path:
-                problems.append(f"{path}: id {qid!r} is already used in {owner[qid]}")
-            owner.setdefault(qid, path)
-    return problems
-
-
-# --------------------------------------------------------------------------- loading
-def _resolve(lesson: str | int | Path) -> Path:
-    if isinstance(lesson, Path) or (isinstance(lesson, str) and lesson.endswith((".yaml", ".yml"))):
-        return Path(lesson)
-    key = f"{lesson:02d}" if isinstance(lesson, int) else str(lesson).strip()
-    m = re.match(r"^(\d+)", key)
-    key = m.group(1).zfill(2) if m else key
-    return quiz_dir() / f"{key}.yaml"
-
-
-def _build(data, path: Path) -> Quiz:
-    questions = []
-    for q in data["questions"]:
-        questions.append(Question(
-            id=q["id"], kind=q["kind"], prompt=q["prompt"].strip(), source=q["source"].strip(),
-            options=tuple(Option(o["text"].strip(), o["correct"], o["explain"].strip()) for o in q.get("options", ())),
-            choices=tuple(c.strip() for c in q.get("choices", ())),
-            items=tuple(MatchItem(i["text"].strip(), i["answer"].strip(), i["explain"].strip())
-                        for i in q.get("items", ())),
-        ))
-    return Quiz(lesson=data["lesson"], title=data["title"].strip(), questions=tuple(questions), path=path)
-
-
-def load_quiz(lesson: str | int | Path) -> Quiz:
-    """A lesson's quiz (``"01"``, ``1``, ``"01_prompt_vs_weights"``) or a quiz file path.
-
-    Raises :class:`QuizFileError` listing every problem when the file is missing or invalid.
-    """
-    path = _resolve(lesson)
-    if not path.is_file():
-        have = ", ".join(available_lessons()) or "none"
-        raise QuizFileError(f"No quiz file {path}. Lessons with a quiz: {have}.")
-    data, problems = _read_yaml(path)
-    problems = problems or quiz_problems(data, name=str(path), expected_lesson=path.stem)
-    if problems:
-        raise QuizFileError(f"{path} is not a valid quiz:\n  - " + "\n  - ".join(problems))
-    return _build(data, path)
+# The quiz file format and its loading live in quiz_files (the progress summary reads them too);
+# their names stay importable from here.
+__all__ = ["KINDS", "MatchItem", "Option", "Question", "Quiz", "QuizFileError", "available_lessons", "load_quiz",
+           "quiz_dir", "quiz_files", "quiz_problems", "validate_all_quizzes", "validate_quiz_file",
+           "Feedback", "CheckResult", "NoAnswer", "grade", "QuestionView", "QuizView", "build_quiz", "show_quiz",
+           "main"]
 
 
 # --------------------------------------------------------------------------- grading (plain functions)
@@ -384,6 +155,28 @@ def grade(question: Question, answer) -> CheckResult:
 
 
 # --------------------------------------------------------------------------- widgets
+SINGLE_CHOICE_CLASS = "quiz-single-choice"
+# RadioButtons give each label a fixed one-line height; under the class above, a long label wraps,
+# with its radio button kept at the start of the first line. (Selectors for ipywidgets 8's class
+# names, old and new.)
+_RADIO = (f".{SINGLE_CHOICE_CLASS} .widget-radio-box", f".{SINGLE_CHOICE_CLASS} .jupyter-widget-radio-box")
+QUIZ_STYLE = (
+    "<style>"
+    f".{SINGLE_CHOICE_CLASS}{{height:auto;max-width:100%}}"
+    + ",".join(f"{r} label" for r in _RADIO)
+    + "{height:auto;min-height:var(--jp-widgets-radio-item-height,20px);line-height:1.4;white-space:normal;"
+    "display:flex;flex-direction:row-reverse;justify-content:flex-end;align-items:flex-start;padding:3px 0}"
+    + ",".join(f"{r} input" for r in _RADIO)
+    + "{float:none;flex:none;height:auto;margin:3px 8px 0 1px}"
+    "</style>"
+)
+
+
+def _plain(text: str) -> str:
+    """``text`` for a plain-text label: the YAML's **bold** markers are dropped, `code` stays as typed."""
+    return re.sub(r"\*\*([^*]+)\*\*", r"\1", text)
+
+
 def _inline(text: str) -> str:
     """Escape ``text`` for HTML, keeping `code` and **bold** from the YAML."""
     out = html.escape(text)
@@ -407,8 +200,8 @@ def _feedback_html(question: Question, result: CheckResult) -> str:
 class QuestionView:
     """The widgets of one question. Drive it in tests: ``view.select(1); view.check_button.click()``.
 
-    ``selector`` is a list of checkboxes (single and multi; for single, ticking one unticks the
-    others) or a list of dropdowns (match, one per item).
+    ``selector`` is one ``RadioButtons`` (single: its value is the picked option's index, or None),
+    a list of checkboxes (multi) or a list of dropdowns (match, one per item).
     """
 
     question: Question
@@ -431,8 +224,18 @@ class QuestionView:
                 "match": "Pick a choice for each item."}[q.kind]
         self.source = w.HTML(f"<small>{hint} Source: {_inline(q.source)}</small>")
         self.source.add_class("quiz-source")
-        if q.kind in ("single", "multi"):
-            # A checkbox and an HTML label a row: long option texts wrap (RadioButtons labels do not).
+        if q.kind == "single":
+            # Radio buttons: the control itself says that only one answer can be picked. Their labels
+            # are plain text; the style lets a long one wrap instead of running off the page.
+            self.selector = w.RadioButtons(options=[(_plain(o.text), i) for i, o in enumerate(q.options)],
+                                           value=None, layout=w.Layout(width="100%"))
+            self.selector.add_class(SINGLE_CHOICE_CLASS)
+            self.inputs = [self.selector]
+            style = w.HTML(QUIZ_STYLE)
+            style.add_class("quiz-style")
+            body = w.VBox([style, self.selector])
+        elif q.kind == "multi":
+            # A checkbox and an HTML label a row, so long option texts wrap.
             self.selector = [w.Checkbox(value=False, indent=False, layout=w.Layout(width="auto"))
                              for _ in q.options]
             rows = []
@@ -441,8 +244,6 @@ class QuestionView:
                 label.add_class("quiz-option-text")
                 box.add_class("quiz-option-box")
                 rows.append(w.HBox([box, label]))
-                if q.kind == "single":
-                    box.observe(self._only_one, names="value")
             self.inputs = list(self.selector)
             body = w.VBox(rows)
         else:
@@ -472,18 +273,11 @@ class QuestionView:
         self.box.add_class("quiz-question")
         self.box.add_class(f"quiz-kind-{q.kind}")
 
-    def _only_one(self, change) -> None:
-        """Single choice: ticking one option unticks the others."""
-        if change["new"]:
-            for box in self.selector:
-                if box is not change["owner"] and box.value:
-                    box.value = False
-
     # -- reading and setting the answer (also how tests drive the widget)
     def answer(self):
         q = self.question
         if q.kind == "single":
-            return next((i for i, box in enumerate(self.selector) if box.value), None)
+            return self.selector.value
         if q.kind == "multi":
             return [i for i, box in enumerate(self.selector) if box.value]
         return [dd.value for dd in self.selector]
@@ -491,8 +285,10 @@ class QuestionView:
     def select(self, answer) -> None:
         """Set the widgets to ``answer`` (same shapes as :func:`grade`)."""
         q = self.question
-        if q.kind in ("single", "multi"):
-            chosen = {answer} if q.kind == "single" else set(answer)
+        if q.kind == "single":
+            self.selector.value = None if answer is None else int(answer)
+        elif q.kind == "multi":
+            chosen = set(answer)
             for i, box in enumerate(self.selector):
                 box.value = i in chosen
         else:
@@ -520,8 +316,6 @@ class QuestionView:
         self.box.add_class("quiz-correct" if result.correct else "quiz-incorrect")
         self._lock(True)
         if self.record:
-            from .progress import record_check
-
             record_check(self.lesson, self.question.id, result.correct, self.attempts, path=self.progress_file)
         if callable(self.on_change):
             self.on_change()
@@ -529,7 +323,9 @@ class QuestionView:
 
     def retry(self) -> None:
         q = self.question
-        if q.kind in ("single", "multi"):
+        if q.kind == "single":
+            self.selector.value = None
+        elif q.kind == "multi":
             for box in self.selector:
                 box.value = False
         else:

@@ -34,7 +34,7 @@ import symtable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exercises import BEGIN, is_grader
+from .cell_markers import BEGIN, is_grader
 
 # names that no learner cell may rebind, whatever the graders read
 ALWAYS = frozenset({"AssertionError", "BaseException", "Exception", "__builtins__", "__import__", "get_ipython"})

@@ -110,7 +110,7 @@ def test_quiz_renders_and_checks_in_jupyterlab(lab):
             assert page.locator(".quiz-question").count() == len(quiz.questions)
             assert page.locator(".quiz-check").count() == len(quiz.questions)
             assert page.locator(".quiz-score").count() == 1
-            page.locator(".quiz-question .quiz-option-box input[type='checkbox']").nth(right).check()
+            page.locator(".quiz-question .quiz-single-choice input[type='radio']").nth(right).check()
             page.locator(".quiz-check").first.click()
             page.wait_for_selector(".quiz-question.quiz-correct", timeout=30_000)
             feedback = page.locator(".quiz-feedback").first.inner_text()

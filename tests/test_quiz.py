@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ftcourse import quiz as Q
+from ftcourse import quiz_files
 
 QUIZ_FILES = sorted((Path(Q.__file__).parent / "data" / "quizzes").glob("*.yaml"))
 
@@ -146,8 +147,8 @@ def test_missing_quiz_names_the_lessons_that_have_one():
 
 
 def test_lesson_names_resolve():
-    assert Q._resolve("00_setup").name == "00.yaml"
-    assert Q._resolve(0).name == "00.yaml"
+    assert quiz_files._resolve("00_setup").name == "00.yaml"
+    assert quiz_files._resolve(0).name == "00.yaml"
     assert Q.load_quiz(0).lesson == "00"
 
 
@@ -230,29 +231,52 @@ def test_widget_css_classes(sample_file, progress_file):
 def test_single_widget_check_and_retry(sample_file, progress_file):
     view = Q.build_quiz(sample_file)
     single = view.questions[0]
-    single.selector[0].value = True
+    single.selector.value = 0
     single.check_button.click()
     assert "Stale after the next price change." in single.feedback.value
     assert "quiz-incorrect" in _classes(single.box)
-    assert all(box.disabled for box in single.selector)
+    assert single.selector.disabled and all(w.disabled for w in single.inputs)
     assert single.check_button.disabled and not single.retry_button.disabled
     assert "0 of 3 right" in view.score.value and "(1 check)" in view.score.value
     single.retry_button.click()
-    assert single.answer() is None and single.feedback.value == "" and not single.selector[0].disabled
-    single.selector[1].value = True
+    assert single.answer() is None and single.feedback.value == "" and not single.selector.disabled
+    single.selector.value = 1
     single.check_button.click()
     assert "Update the row, done." in single.feedback.value and "quiz-correct" in _classes(single.box)
     assert "1 of 3 right" in view.score.value and "(2 checks)" in view.score.value
 
 
 def test_single_choice_keeps_one_tick(sample_file, progress_file):
+    import ipywidgets as w
+
     single = Q.build_quiz(sample_file).questions[0]
-    single.selector[0].value = True
-    single.selector[2].value = True
-    assert [box.value for box in single.selector] == [False, False, True]
+    # radio buttons: one control whose value is one option, so a second pick replaces the first
+    assert isinstance(single.selector, w.RadioButtons) and single.inputs == [single.selector]
+    assert Q.SINGLE_CHOICE_CLASS in _classes(single.selector)
+    assert single.selector.options == (("In the weights", 0), ("In a document store", 1),
+                                       ("In the prompt, typed by hand", 2))
+    assert single.selector.value is None and single.answer() is None
+    single.selector.value = 0
+    single.selector.value = 2
+    assert single.selector.value == 2 and single.selector.label == "In the prompt, typed by hand"
     assert single.answer() == 2
     single.select(1)
-    assert single.answer() == 1
+    assert single.answer() == 1 and single.selector.index == 1
+
+
+def test_single_choice_labels_wrap(sample_file, progress_file):
+    """Long radio labels wrap: the question carries a style that frees the labels' one-line height."""
+    single = Q.build_quiz(sample_file).questions[0]
+    styles = [c for c in single.box.children[2].children if "quiz-style" in _classes(c)]
+    assert len(styles) == 1 and styles[0].value == Q.QUIZ_STYLE
+    rule = Q.QUIZ_STYLE.split(".quiz-single-choice .widget-radio-box label", 1)[1].split("}", 1)[0]
+    assert "white-space:normal" in rule and "height:auto" in rule
+    multi = Q.build_quiz(sample_file).questions[1]
+    assert all("quiz-option-box" in _classes(box) for box in multi.selector)
+
+
+def test_single_choice_labels_are_plain_text():
+    assert Q._plain("Use **one** `tools=` list") == "Use one `tools=` list"
 
 
 def test_check_without_an_answer_asks_for_one(sample_file, progress_file):
