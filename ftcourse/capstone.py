@@ -37,11 +37,14 @@ EXERCISE = "library"  # the graded capstone's task: no lesson shows it
 
 RUNG_NAMES = {"constant": "constant answer", "vague": "vague request", "clear": "clear prompt",
               "few_shot": "few-shot (fixed examples)", "retrieved": "few-shot (nearest examples retrieved)",
-              "rag": "clear prompt + retrieved notes", "tool": "clear prompt + a tool", "fine_tune": "LoRA adapter",
-              "student": "distilled student (LoRA)"}
+              "wordy": "clear but wordy prompt", "rag": "clear prompt + retrieved notes",
+              "quote": "retrieved note, quoted (no model)", "tool": "few-shot router + a tool", "fine_tune": "LoRA adapter",
+              "student": "distilled student (LoRA)", "nearest": "nearest labelled example (no LLM)"}
+NO_MODEL_RUNGS = ("quote", "nearest")  # answered by a lookup, with no language model at all
 # Which rungs a task climbs by default, cheapest first, by what it lacks.
-DEFAULT_RUNGS = {"instructions": ("vague", "clear", "few_shot"), "behaviour": ("clear", "few_shot", "retrieved"),
-                 "facts": ("clear", "rag"), "actions": ("clear", "tool")}
+DEFAULT_RUNGS = {"instructions": ("vague", "clear", "few_shot"),
+                 "behaviour": ("clear", "few_shot", "retrieved", "nearest"),
+                 "facts": ("clear", "rag", "quote"), "actions": ("clear", "tool")}
 SHORT_SYSTEM = "{title}. Reply with the label only."  # what a tuned model serves with
 PRICE_PER_M_INPUT = 0.50  # assumption, as in lesson 04: dollars per million prompt tokens on a hosted small model
 
@@ -222,9 +225,11 @@ def build_prompts(task: Task, rung: str, cases: Sequence[Case], k: int = 4, inde
     texts = [c.input for c in cases]
     if rung == "vague":
         return [[{"role": "user", "content": f"{task.prompts['vague']}\n\n{t}"}] for t in texts]
-    if rung in ("clear", "tool"):
-        return [[{"role": "system", "content": task.instructions}, {"role": "user", "content": t}] for t in texts]
-    if rung == "few_shot":
+    if rung == "clear" or (rung in task.prompts and rung not in ("vague", "rag")):
+        # at 135M the instruction works next to the input, not in a system turn
+        text = task.instructions if rung == "clear" else task.prompts[rung]
+        return [[{"role": "user", "content": f"{text}\n\n{t}"}] for t in texts]
+    if rung in ("few_shot", "tool"):  # the tool's router picks the action from worked examples
         shots = fixed_shots(task)
         return [_turns(task.instructions, shots, t) for t in texts]
     if rung == "retrieved":
@@ -446,6 +451,8 @@ def run_rung(model, tok, task: Task, rung: str, cases: Sequence[Case] | None = N
     from .chat import count_tokens, generate_batch
 
     cases = list(cases if cases is not None else task.split("eval"))
+    if rung in NO_MODEL_RUNGS:
+        return lookup_rung(task, rung, cases, index=index, retriever=retriever, version=version)
     prompts = build_prompts(task, rung, cases, k=k, index=index, retriever=retriever)
     if max_new_tokens is None:
         max_new_tokens = 40 if (task.missing == "facts" or (task.missing == "actions" and rung == "clear")) else 6
@@ -458,6 +465,25 @@ def run_rung(model, tok, task: Task, rung: str, cases: Sequence[Case] | None = N
                       prompt_tokens=sum(count_tokens(tok, p) for p in prompts) / n,
                       output_tokens=sum(len(tok(o, add_special_tokens=False).input_ids) for o in outputs) / n,
                       seconds_per_request=seconds / n, extra=extra)
+
+
+def lookup_rung(task: Task, rung: str, cases: Sequence[Case], index: ExampleIndex | None = None, retriever=None,
+                version: int = 1) -> RungReport:
+    """A rung with no language model: ``quote`` answers with the best retrieved note itself (a search
+    box over the policy), ``nearest`` with the label of the most similar labelled example."""
+    t0 = time.perf_counter()
+    if rung == "quote":
+        if retriever is None:
+            raise CourseError("The quote rung needs a retriever over the task's notes.")
+        outputs = [(retriever.search(c.input, k=1) or [(None, 0)])[0][0] for c in cases]
+        outputs = [note.text if note is not None else "" for note in outputs]
+    elif rung == "nearest":
+        outputs = (index or ExampleIndex(task.examples)).nearest_label_baseline(cases)
+    else:
+        raise CourseError(f"{rung!r} is not a lookup rung; those are {', '.join(NO_MODEL_RUNGS)}.")
+    seconds = (time.perf_counter() - t0) / max(len(cases), 1)
+    flags, extra = score(task, rung, cases, outputs, version=version)
+    return RungReport(task.name, rung, outputs, flags, 0.0, 0.0, seconds, extra)
 
 
 def climb(model, tok, task: Task, rungs: Sequence[str] | None = None, cases: Sequence[Case] | None = None,
