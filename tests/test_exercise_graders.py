@@ -1,4 +1,4 @@
-"""The grader cells of exercises 01 and 04, run without a model: each passes on its solution, fails on the
+"""The grader cells of exercises 01, 04 and 05, run without a model: each passes on its solution, fails on the
 generated exercise, and fails on the shortcuts it exists to catch.
 
 The cells are executed from the notebooks themselves. Where a grader runs the model
@@ -8,6 +8,7 @@ the grader's logic; ``tests/test_exercises.py -m slow`` runs the real thing.
 
 from __future__ import annotations
 
+import re
 import types
 from pathlib import Path
 
@@ -286,3 +287,207 @@ def test_04_training_grader_refuses_a_long_budget(tok):
     ns["my_settings"] = lora.LoraSettings(max_steps=200)
     with pytest.raises(AssertionError, match="1 to 40 steps"):
         _run(ns, cells["cell-15"])
+
+
+# --------------------------------------------------------------------------- exercise 05
+NB05 = "05_decide.ipynb"
+SETUP05 = "cell-01"
+
+
+def _library_climb(counts: dict, calls: list | None = None):
+    """A stand-in for capstone.climb: each rung gets ``counts[rung]`` of the eval cases right."""
+    from ftcourse.capstone import RungReport
+
+    def climb(model, tok, task, rungs=None, cases=None, progress=True, **kwargs):
+        n = len(task.split("eval"))
+        if calls is not None:
+            calls.append(tuple(rungs))
+        return {rung: RungReport(task.name, rung, ["x"] * n, [True] * counts[rung] + [False] * (n - counts[rung]),
+                                 30.0, 2.0, 0.01) for rung in rungs}
+    return climb
+
+
+def _ns05(cells: dict, counts: dict, calls: list | None = None) -> dict:
+    ns = _namespace(cells, SETUP05, None)
+    ns["climb"] = _library_climb(counts, calls)
+    return ns
+
+
+SOLVED05 = {"vague": 2, "clear": 30, "few_shot": 42}
+
+
+@pytest.mark.parametrize("counts, rung", [
+    (SOLVED05, "few_shot"),
+    ({"vague": 40, "clear": 44, "few_shot": 45}, "vague"),   # the cheapest that meets it, not the best
+    ({"vague": 1, "clear": 20, "few_shot": 37}, None),       # 37/48 = 77 %: none meets 80 %
+])
+def test_05_graders_pass_on_the_solution(counts, rung):
+    cells = _cells(NB05)
+    calls: list = []
+    ns = _ns05(cells, counts, calls)
+    _run(ns, *(cells[c] for c in ("cell-03", "cell-04", "cell-05", "cell-07", "cell-08", "cell-09", "cell-11",
+                                  "cell-12")))
+    assert ns["my_decision"]["rung"] == rung
+    assert calls == [("vague", "clear", "few_shot")] * 2   # the learner's climb, then the grader's own
+    assert ns["saved"].is_file() and "Monitoring and retraining" in ns["saved"].read_text()
+
+
+def test_05_graders_fail_clearly_on_the_exercise():
+    exercise = _cells(NB05, exercise=True)
+    calls: list = []
+    ns = _ns05(exercise, SOLVED05, calls)
+    _run(ns, exercise["cell-03"], exercise["cell-07"])
+    with pytest.raises(AssertionError, match="not written yet"):
+        _run(ns, exercise["cell-05"])
+    with pytest.raises(NotImplementedError):
+        _run(ns, exercise["cell-08"])
+    with pytest.raises(AssertionError, match="my_decision is still None"):
+        _run(ns, exercise["cell-09"])
+    assert calls == []   # the shape check fails before the model runs
+    with pytest.raises(NotImplementedError):
+        _run(ns, exercise["cell-11"])
+    with pytest.raises(AssertionError, match="my_decision is still None"):
+        _run(ns, exercise["cell-12"])
+    # exercise 2 solved, exercise 3 not: the record grader names the record
+    solved = _cells(NB05)
+    _run(ns, solved["cell-03"], solved["cell-08"])
+    with pytest.raises(NotImplementedError):
+        _run(ns, exercise["cell-11"])
+    with pytest.raises(AssertionError, match="my_record is still None"):
+        _run(ns, exercise["cell-12"])
+
+
+@pytest.mark.parametrize("wrong", [
+    "def cheapest_meeting(accuracies, target):\n"          # the most accurate rung that meets it
+    "    ok = {r: a for r, a in accuracies.items() if a >= target}\n"
+    "    return max(ok, key=ok.get) if ok else None\n",
+    "def cheapest_meeting(accuracies, target):\n"          # strictly above the target
+    "    return next((r for r, a in accuracies.items() if a > target), None)\n",
+    "def cheapest_meeting(accuracies, target):\n"          # a fixed ladder instead of the dict's order
+    "    order = ['vague', 'clear', 'few_shot', 'retrieved', 'nearest', 'fine_tune']\n"
+    "    return next((r for r in order if accuracies.get(r, -1) >= target), None)\n",
+    "def cheapest_meeting(accuracies, target):\n"          # forgets the empty ladder
+    "    return next(r for r, a in accuracies.items() if a >= target)\n",
+])
+def test_05_cheapest_rung_grader_catches_near_misses(wrong):
+    cells = _cells(NB05)
+    ns = _ns05(cells, SOLVED05)
+    _run(ns, wrong)
+    with pytest.raises(AssertionError, match="cheapest_meeting"):
+        _run(ns, cells["cell-05"])
+
+
+def _decision(evidence: dict, rung, baseline=(12, 48)) -> dict:
+    return {"rung": rung, "evidence": {r: {"correct": c, "n": 48} for r, c in evidence.items()},
+            "baseline": {"correct": baseline[0], "n": baseline[1]}}
+
+
+@pytest.mark.parametrize("decision, message", [
+    (_decision({"vague": 3, "clear": 29, "few_shot": 41}, "few_shot"), None),      # one case off: noise
+    (_decision({"vague": 2, "clear": 30, "few_shot": 39}, "few_shot"), "the grader measured 42/48"),
+    (_decision({"vague": 2, "clear": 30, "few_shot": 42}, "clear"), "follows from the evidence"),
+    (_decision({"vague": 2, "clear": 30, "few_shot": 42}, None), "follows from the evidence"),
+    (_decision({"vague": 2, "clear": 30, "few_shot": 42}, "few_shot", baseline=(13, 48)), "baseline"),
+    (_decision({"vague": 2, "clear": 30}, "few_shot"), "exactly one entry for each rung"),
+    (_decision({"vague": 2, "clear": 30, "few_shot": 42}, "few-shot (fixed examples)"), "must be one of"),
+    ({"rung": "few_shot", "evidence": {"vague": {"correct": "2", "n": 48}, "clear": {"correct": 30, "n": 48},
+                                       "few_shot": {"correct": 42, "n": 48}}, "baseline": {"correct": 12, "n": 48}},
+     "must be {'correct'"),
+    ({"rung": "few_shot", "evidence": {"vague": 2, "clear": 30, "few_shot": 42}}, "lacks the key 'baseline'"),
+    ("few_shot", "must be a dict"),
+])
+def test_05_decision_grader(decision, message):
+    cells = _cells(NB05)
+    ns = _ns05(cells, SOLVED05)
+    ns["my_decision"] = decision
+    if message is None:
+        _run(ns, cells["cell-09"])
+    else:
+        with pytest.raises(AssertionError, match=re.escape(message)):
+            _run(ns, cells["cell-09"])
+
+
+def test_05_decision_grader_accepts_either_side_of_a_count_on_the_edge():
+    cells = _cells(NB05)
+    ns = _ns05(cells, {"vague": 2, "clear": 38, "few_shot": 42})   # clear 38/48 = 79 %, just below 80 %
+    for written, rung in ((38, "few_shot"), (39, "clear"), (39, "few_shot")):
+        ns["my_decision"] = _decision({"vague": 2, "clear": written, "few_shot": 42}, rung)
+        _run(ns, cells["cell-09"])
+    ns["my_decision"] = _decision({"vague": 2, "clear": 38, "few_shot": 42}, "clear")
+    with pytest.raises(AssertionError, match="follows from the evidence"):
+        _run(ns, cells["cell-09"])
+
+
+def _solved05_namespace() -> tuple[dict, dict]:
+    cells = _cells(NB05)
+    ns = _ns05(cells, SOLVED05)
+    _run(ns, cells["cell-03"], cells["cell-08"], cells["cell-11"])
+    return cells, ns
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"retraining_trigger": "__signal__"}, "two different statements"),
+    ({"retraining_trigger": "__signal__ Act on it."}, "two different statements"),
+    ({"retraining_trigger": "The share of messages that staff move by hand to another team's queue, counted every "
+                            "week for each queue."}, "two different statements"),
+    ({"monitoring_signal": "Misrouted messages, weekly."}, "monitoring_signal says enough"),
+    ({"rung_chosen": "clear"}, "names the rung of my_decision"),
+    ({"measured": {"vague": "4% (2/48)", "clear": "62% (30/48)", "few_shot": "88% (2/48)"}}, "does not hold 42/48"),
+    ({"measured": {"vague": "4% (2/48)", "clear": "62% (30/48)"}}, "no entry for 'few_shot'"),
+    ({"risks": ""}, "Write the risks"),
+    ({"missing": "behaviour"}, "what the library task lacks"),
+])
+def test_05_record_grader_catches(change, message):
+    import dataclasses
+
+    cells, ns = _solved05_namespace()
+    if "__signal__" in change.get("retraining_trigger", ""):
+        change = {"retraining_trigger": change["retraining_trigger"].replace("__signal__", ns["my_record"].monitoring_signal)}
+    ns["my_record"] = dataclasses.replace(ns["my_record"], **change)
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        _run(ns, cells["cell-12"])
+
+
+def test_05_record_grader_reads_the_fields_not_the_methods():
+    cells, ns = _solved05_namespace()
+    _run(ns, "class Lenient(DecisionRecord):\n    def validate(self):\n        return []\n")
+    ns["my_record"] = ns["Lenient"](**{**vars(ns["my_record"]), "author": ""})
+    with pytest.raises(AssertionError, match="Write the author"):
+        _run(ns, cells["cell-12"])
+
+
+@pytest.mark.parametrize("rung_chosen, measured_key", [
+    ("Few-shot (fixed examples)", "few-shot (fixed examples)"),
+    ("few shot", "Few_Shot"),
+    ("few_shot", "few_shot"),
+])
+def test_05_record_grader_accepts_other_spellings_of_a_rung(rung_chosen, measured_key):
+    import dataclasses
+
+    cells, ns = _solved05_namespace()
+    measured = dict(ns["my_record"].measured)
+    measured[measured_key] = measured.pop("few_shot").replace("42/48", "42 of 48")
+    ns["my_record"] = dataclasses.replace(ns["my_record"], rung_chosen=rung_chosen, measured=measured)
+    _run(ns, cells["cell-12"])
+
+
+def test_05_record_helpers():
+    from ftcourse.capstone_exercise import names_rung, states_count
+
+    assert states_count("88% (42/48; 95 % CI 75%-94%)", 42, 48)
+    assert states_count("42 / 48", 42, 48) and states_count("42 of 48", 42, 48)
+    assert not states_count("142/48", 42, 48) and not states_count("42/480", 42, 48)
+    assert names_rung("none", None) and names_rung("No rung meets the target.", None)
+    assert not names_rung("few_shot", None) and not names_rung("none", "clear")
+    assert names_rung("Clear prompt", "clear") and names_rung("clear_prompt", "clear")
+    assert not names_rung("clear", "few_shot")
+
+
+def test_05_record_grader_lets_a_trigger_name_its_signal():
+    import dataclasses
+
+    cells, ns = _solved05_namespace()
+    trigger = ("Measure the ladder again when the share of messages that staff move by hand to another team's "
+               "queue stays above 20 % for two weeks.")
+    ns["my_record"] = dataclasses.replace(ns["my_record"], retraining_trigger=trigger)
+    _run(ns, cells["cell-12"])
