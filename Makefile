@@ -37,11 +37,13 @@ check: env
 lint: dev-env
 	$(BIN)/ruff check ftcourse tests bench lessons solutions
 
-# One pytest run, so one summary: unit tests, grader tests, then every notebook in lessons/ and solutions/.
+# One pytest run, so one summary: unit tests, grader tests, then every lesson notebook under nbval.
+# The solutions are not run a second time under nbval: the grader audit in tests/test_exercises.py already
+# runs every solution top to bottom (each grader must pass) and every exercise (each grader must fail).
 test: dev-env
 	$(PY) -m ftcourse fetch-model
 	$(BIN)/ruff check ftcourse tests bench lessons solutions
-	$(BIN)/pytest -ra $(PYTEST_NB) tests lessons solutions
+	$(BIN)/pytest -ra $(PYTEST_NB) tests lessons
 
 unit: dev-env
 	$(BIN)/pytest -ra -p no:cacheprovider -m "not slow" tests
