@@ -334,16 +334,16 @@ _MONTH_DAY = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|
 
 
 def parse_date(text: str, year: int = 2027) -> str | None:
-    """The date a request names ("14 March", "March 14th"), as ISO, or None."""
-    for pattern, day_first in ((_DAY_MONTH, True), (_MONTH_DAY, False)):
-        m = pattern.search(text)
-        if m:
-            day, month = (m.group(1), m.group(2)) if day_first else (m.group(2), m.group(1))
-            try:
-                return date(year, _MONTHS[month.lower()], int(day)).isoformat()
-            except ValueError:
-                return None
-    return None
+    """The first date a request names ("14 March", "March 14th", "the 2nd of May"), as ISO, or None."""
+    found = [(m.start(), m.group(1), m.group(2)) for m in _DAY_MONTH.finditer(text)]
+    found += [(m.start(), m.group(2), m.group(1)) for m in _MONTH_DAY.finditer(text)]
+    if not found:
+        return None
+    _, day, month = min(found)
+    try:
+        return date(year, _MONTHS[month.lower()], int(day)).isoformat()
+    except ValueError:
+        return None
 
 
 _CLAIM = re.compile(r"\b(cancel+ed|have cancel+ed|moved|changed|rescheduled|updated|confirmed|is confirmed|"
