@@ -98,7 +98,7 @@ def lesson_questions(split: str = "test", per_kind: Mapping[str, int] | None = N
 def exposures(rows: Sequence[dict], steps: int, batch_size: int, seed: int = 0) -> dict[str, int]:
     """How many training rows of each fact ``train_lora`` draws in ``steps`` steps of ``batch_size``
     (the same shuffled order, ``ftcourse.lora.batch_stream`` with ``seed``): ``{fact_id: count}``."""
-    from .lora import batch_stream
+    from .lora.data import batch_stream
 
     counts = {row["fact_id"]: 0 for row in rows}
     stream = batch_stream(len(rows), batch_size, seed=seed)
@@ -361,7 +361,7 @@ def time_update(conn, store, retrievers: Mapping[str, object], articles: Sequenc
 def stale_flags(report: FactReport, questions: Sequence[HelpQuestion]) -> list[bool]:
     """Per question whose answer the update changed: does the answer state the v1 value and not the v2
     one? (``ftcourse.lora.stale_answers`` with the two answer sheets of ``questions``.)"""
-    from .lora import stale_answers
+    from .lora.lab import stale_answers
 
     return stale_answers(report.outputs, questions, question_facts(questions, 1), question_facts(questions, 2))
 
