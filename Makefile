@@ -52,13 +52,13 @@ notebooks: dev-env
 	$(BIN)/pytest -ra $(PYTEST_NB) lessons solutions
 
 exercises: dev-env
-	$(PY) -m ftcourse.exercises
+	$(PY) -m ftcourse.classroom.exercises
 
 exercises-check: dev-env
-	$(PY) -m ftcourse.exercises --check
+	$(PY) -m ftcourse.classroom.exercises --check
 
 audit: dev-env
-	$(PY) -m ftcourse.exercises --audit
+	$(PY) -m ftcourse.classroom.exercises --audit
 
 grade: dev-env
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=path/to/folder"; exit 2; }

@@ -23,20 +23,20 @@ def _fetch_model(args) -> int:
 
 
 def _check(args) -> int:
-    from .envcheck import environment_check
+    from .classroom.envcheck import environment_check
 
     rows = environment_check(load=args.load)
     return 0 if all(r.ok for r in rows) else 1
 
 
 def _progress(args) -> int:
-    from .progress import cli_progress
+    from .classroom.progress import cli_progress
 
     return cli_progress(args)
 
 
 def _grade(args) -> int:
-    from .grading import cli_grade
+    from .classroom.grading import cli_grade
 
     return cli_grade(args)
 

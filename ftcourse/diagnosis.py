@@ -14,9 +14,9 @@ unstable desired behaviour    the team itself disagrees on the right answer     
 ============================  ===================================================  ======================
 
 ``run_failure_cases(model, tok)`` sends every case to the model in one batch and returns what came
-back; ``failure_table(results)`` shows it without giving the causes away; ``show_diagnosis_quiz()``
-lets the learner match each case with its cause; ``score_diagnosis(answers)`` grades a dict
-``{case_id: cause}`` (used by the exercise notebook).
+back; ``failure_table(results)`` shows it without giving the causes away; ``score_diagnosis(answers)``
+grades a dict ``{case_id: cause}`` (used by the exercise notebook). The widget that lets the learner
+match each case with its cause is classroom machinery: ``ftcourse.classroom.show_diagnosis_quiz``.
 """
 
 from __future__ import annotations
@@ -214,24 +214,6 @@ def failure_table(results: list[CaseResult], width: int = 110) -> list[dict]:
              "a right answer needed": r.case.needed, "right?": "yes" if r.right else "no"} for r in results]
 
 
-def diagnosis_question(cases=None):
-    """The cases as a ``match`` question of ``ftcourse.quiz`` (items: cases, choices: causes)."""
-    from .quiz import MatchItem, Question
-
-    cases = list(cases or failure_cases())
-    items = tuple(MatchItem(f"{c.title}: \u201c{_clip(c.request, 120)}\u201d", c.cause, c.explain) for c in cases)
-    return Question(id="q01-diagnosis-cases", kind="match",
-                    prompt="Which cause explains each failure? (The answers are in the table above.)",
-                    source="lesson 01, section 4 (seed 000, Common mistake)", choices=CAUSES, items=items)
-
-
-def show_diagnosis_quiz(record: bool = True):
-    """Match each failing case with its cause; Check shows why, case by case."""
-    from .quiz import QuestionView
-
-    return QuestionView(diagnosis_question(), lesson="01", record=record).box
-
-
 @dataclass
 class DiagnosisScore:
     right: int
@@ -264,5 +246,4 @@ def score_diagnosis(answers: Mapping[str, str], cases=None) -> DiagnosisScore:
 
 
 __all__ = ["CAUSES", "CAUSE_TO_TREE", "FailureCase", "CaseResult", "failure_cases", "run_failure_cases",
-           "failure_table", "diagnosis_question", "show_diagnosis_quiz", "score_diagnosis", "DiagnosisScore",
-           "normalise_cause"]
+           "failure_table", "score_diagnosis", "DiagnosisScore", "normalise_cause"]

@@ -19,7 +19,8 @@ shows the library calls and the numbers, not the bookkeeping:
   the database checksum before and after;
 * **plots** (``plot_routes``, ``plot_outcomes``);
 * **cases for the graded exercises** that the lesson does not show (``reserve_stock_cases``,
-  ``check_dispatcher``, ``ast_match_cases``, ``check_no_tool_examples``).
+  ``dispatch_cases``, ``ast_match_cases``, ``check_no_tool_examples``); the grader that runs a
+  learner's dispatcher on ``dispatch_cases`` is ``ftcourse.classroom.exercise_data.check_dispatcher``.
 
 Everything here runs without a model: functions that need answers take them as arguments, or take a
 ``generate`` function (tests pass stand-ins).
@@ -708,70 +709,6 @@ def dispatch_cases() -> tuple[list[tuple[str, str, tuple]], list[tuple[str, obje
     return good, bad
 
 
-def _dispatch_tools(ran: list) -> dict:
-    """The grader's tools: the Tillwise schemas, with functions that only record that they ran."""
-    side_effects = {"change_plan", "issue_refund"}
-    tools = {}
-    for schema in tillwise_schemas():
-        name = schema["function"]["name"]
-
-        def fake(_name=name, **arguments):
-            ran.append((_name, arguments))
-            return {"tool": _name, "arguments": arguments}
-
-        tools[name] = (fake, schema, name in side_effects)
-    return tools
-
-
-def check_dispatcher(dispatch: Callable, what: str = "dispatch") -> None:
-    """Grade a learner's ``dispatch(answer, tools, customer_id)`` on ``dispatch_cases``: good answers
-    give ``("ok", result)`` (the tool ran once), ``("no_call", None)`` or ``("needs_confirmation",
-    None)`` (nothing ran); every bad answer gives ``("refused", why)`` with a reason, and runs nothing."""
-    from .check import CheckFailed, expect_true
-
-    good, bad = dispatch_cases()
-
-    def call(answer):
-        ran: list = []
-        try:
-            got = dispatch(answer, _dispatch_tools(ran), DISPATCH_CUSTOMER)
-        except NotImplementedError:
-            raise CheckFailed(f"{what}: expected a working function\n  got: NotImplementedError: it is not "
-                              "written yet\n  hint: replace `raise NotImplementedError()` with your code, run "
-                              "that cell, then run this one again") from None
-        except Exception as exc:
-            raise CheckFailed(f"{what}({answer!r:.120}): expected a result, not an exception\n  got: it raised "
-                              f"{type(exc).__name__}: {exc}\n  hint: a dispatcher refuses bad input with a "
-                              "reason; it never crashes on it") from exc
-        if not isinstance(got, tuple | list) or len(got) != 2:
-            raise CheckFailed(f"{what}({answer!r:.120}): expected a pair (status, value)\n  got: {got!r:.200}")
-        return tuple(got), ran
-
-    for name, answer, expected in good:
-        got, ran = call(answer)
-        if expected[0] == "ok":
-            want_ran = [(expected[1], expected[2])]
-            if got[0] != "ok" or ran != want_ran:
-                raise CheckFailed(f"{what} on {name}: expected ('ok', result) and the tool run once with "
-                                  f"{expected[2]}\n  got: {got!r:.200}; tools run: {ran}")
-            if got[1] != {"tool": expected[1], "arguments": expected[2]}:
-                raise CheckFailed(f"{what} on {name}: expected the tool's own result as the value\n  got: {got[1]!r:.200}")
-        else:
-            if got != (expected[0], None) or ran:
-                raise CheckFailed(f"{what} on {name}: expected ({expected[0]!r}, None) and no tool run\n"
-                                  f"  got: {got!r:.200}; tools run: {ran}\n  hint: "
-                                  + ("an empty list means no tool fits" if expected[0] == "no_call" else
-                                     "a side-effecting tool runs only after the user says yes"))
-    for name, answer in bad:
-        got, ran = call(answer)
-        if got[0] != "refused" or not isinstance(got[1], str) or not got[1].strip() or ran:
-            raise CheckFailed(f"{what} on {name} ({answer!r:.100}): expected ('refused', why) with a reason, "
-                              f"and no tool run\n  got: {got!r:.200}; tools run: {ran}\n  hint: check it in the "
-                              "order of the rules; every refusal says why")
-    expect_true(True, what=f"{what}: {len(good)} good answers handled, {len(bad)} bad ones refused, nothing run "
-                           "that should not be")
-
-
 # =========================================================================== exercise 03.3: the AST match
 def _stock_history(store: Store, sku: str, days: int = 7) -> dict:
     """Units sold of one product in one store, day by day.
@@ -898,6 +835,6 @@ __all__ = [
     "OUTCOME_MEANINGS", "Trace", "trace_answer", "trace_route", "settle_final_answers", "end_to_end_right",
     "failure_table", "WorldChange", "world_changes", "SecurityReport", "run_security_suite", "InjectionProbe",
     "injection_probe", "call_accuracy_metric", "paired_sentence", "independent_sentence", "plot_routes",
-    "plot_outcomes", "reserve_stock_cases", "dispatch_cases", "check_dispatcher", "ast_match_schemas",
+    "plot_outcomes", "reserve_stock_cases", "dispatch_cases", "ast_match_schemas",
     "ast_match_cases", "no_tool_example_problems", "no_call_flags",
 ]

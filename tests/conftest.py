@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -27,10 +26,10 @@ def package_copy(tmp_path_factory):
     edit saved in the checkout while the tests run would read as tampering. Grading test modules
     use it for every test (``pytestmark = pytest.mark.usefixtures("package_copy")``).
     """
-    from ftcourse import grading
+    from ftcourse.classroom import grading
 
     copy = tmp_path_factory.mktemp("package") / "ftcourse"
-    shutil.copytree(Path(grading.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(grading.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(grading, "PACKAGE", copy)
         yield copy

@@ -1,8 +1,8 @@
-"""ftcourse.check: every helper passes on the right value and fails with a message that teaches."""
+"""ftcourse.classroom.check: every helper passes on the right value and fails with a message that teaches."""
 
 import pytest
 
-from ftcourse.check import (
+from ftcourse.classroom.check import (
     CheckFailed,
     expect_at_least,
     expect_close,

@@ -2,9 +2,9 @@
 
 import pytest
 
+from ftcourse.classroom.diagnosis_quiz import diagnosis_question
 from ftcourse.diagnosis import (
     CAUSES,
-    diagnosis_question,
     failure_cases,
     failure_table,
     normalise_cause,
@@ -63,7 +63,7 @@ def test_normalise_cause():
 
 
 def test_match_question_grades_with_the_quiz_module():
-    from ftcourse.quiz import grade
+    from ftcourse.classroom.quiz import grade
 
     q = diagnosis_question()
     right = [c.cause for c in failure_cases()]
@@ -73,7 +73,7 @@ def test_match_question_grades_with_the_quiz_module():
 
 def test_widget_builds():
     pytest.importorskip("ipywidgets")
-    from ftcourse.diagnosis import show_diagnosis_quiz
+    from ftcourse.classroom import show_diagnosis_quiz
 
     box = show_diagnosis_quiz(record=False)
     assert box.children

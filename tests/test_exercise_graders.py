@@ -15,17 +15,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ftcourse import exercises as E
 from ftcourse import lora
-from ftcourse.datasets import TAXONOMY, load_tickets, ticket_json
-from ftcourse.evals import check_ticket_format, report_for
-from ftcourse.exercise_data import (
+from ftcourse.classroom import exercises as E
+from ftcourse.classroom.exercise_data import (
     copied_from_course,
     format_problem_cases,
     format_problem_examples,
     label_mask_examples,
     unseen_failure_cases,
 )
+from ftcourse.datasets import TAXONOMY, load_tickets, ticket_json
+from ftcourse.evals import check_ticket_format, report_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_LOAD = "model, tok = load_model()"
@@ -472,7 +472,7 @@ def test_05_record_grader_accepts_other_spellings_of_a_rung(rung_chosen, measure
 
 
 def test_05_record_helpers():
-    from ftcourse.capstone_exercise import names_rung, states_count
+    from ftcourse.classroom.capstone_exercise import names_rung, states_count
 
     assert states_count("88% (42/48; 95 % CI 75%-94%)", 42, 48)
     assert states_count("42 / 48", 42, 48) and states_count("42 of 48", 42, 48)

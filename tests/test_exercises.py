@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ftcourse import exercises as E
+from ftcourse.classroom import exercises as E
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -65,7 +65,7 @@ def test_clear_solutions_rejects_broken_markers(src, message):
 
 def test_make_exercise_strips_outputs_and_keeps_graders():
     sol = new_code_cell(SOLVED, execution_count=4, outputs=[nbformat.v4.new_output("stream", text="2\n")])
-    grader = _grader("from ftcourse.check import expect_equal\nexpect_equal(f(1), 2, 'f(1)')", points=2)
+    grader = _grader("from ftcourse.classroom.check import expect_equal\nexpect_equal(f(1), 2, 'f(1)')", points=2)
     grader.execution_count = 5
     grader.outputs = [nbformat.v4.new_output("stream", text="ok\n")]
     solution = _nb(new_markdown_cell("# Title"), sol, grader)
@@ -158,9 +158,9 @@ def test_grader_ids_are_unique_across_solutions():
 
 def test_audit_finds_a_vacuous_grader_and_a_broken_one(tmp_path):
     nb = _nb(new_code_cell(SOLVED),
-             _grader("from ftcourse.check import expect_equal\nexpect_equal(f(1), 2, 'f(1)')", gid="real"),
-             _grader("from ftcourse.check import expect_true\nexpect_true(True, 'always')", gid="vacuous"),
-             _grader("from ftcourse.check import expect_equal\nexpect_equal(f(1), 3, 'f(1)')", gid="wrong"))
+             _grader("from ftcourse.classroom.check import expect_equal\nexpect_equal(f(1), 2, 'f(1)')", gid="real"),
+             _grader("from ftcourse.classroom.check import expect_true\nexpect_true(True, 'always')", gid="vacuous"),
+             _grader("from ftcourse.classroom.check import expect_equal\nexpect_equal(f(1), 3, 'f(1)')", gid="wrong"))
     path = tmp_path / "01_x.ipynb"
     nbformat.write(nb, path)
     problems = E.audit_graders(path, cell_timeout=30, notebook_timeout=120)

@@ -329,8 +329,8 @@ def _graded(exercise: bool, tok, monkeypatch) -> dict[str, str]:
 
     import nbformat
 
-    from ftcourse import exercises as E
     from ftcourse import rag
+    from ftcourse.classroom import exercises as E
 
     monkeypatch.setattr(rag, "load_embedder", lambda device="cpu": BagOfWordsEncoder())
 

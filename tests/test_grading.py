@@ -19,18 +19,18 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ftcourse import grading as G
+from ftcourse.classroom import grading as G
+from ftcourse.classroom.exercises import make_exercise
 from ftcourse.errors import CourseError
-from ftcourse.exercises import make_exercise
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "submissions"
 
 DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
 HALF = "def half(x):\n    ### BEGIN SOLUTION\n    return x / 2\n    ### END SOLUTION"
-G_DOUBLE = ("from ftcourse.check import expect_function\n\n"
+G_DOUBLE = ("from ftcourse.classroom.check import expect_function\n\n"
             "expect_function(double, [((2,), 4), ((0,), 0)], what='double', hint='multiply by 2')")
-G_HALF = "from ftcourse.check import expect_function\n\nexpect_function(half, [((4,), 2.0)], what='half')"
+G_HALF = "from ftcourse.classroom.check import expect_function\n\nexpect_function(half, [((4,), 2.0)], what='half')"
 
 
 def _grader(source, gid, points):
@@ -323,7 +323,7 @@ HONEST = {
 CHEATERS = {
     "aaron": "overwrites bob's notebook in the submissions folder",
     "faye": "defines her own do-nothing expect_function",
-    "gil": "patches ftcourse.check.expect_function and rebinds the name",
+    "gil": "patches ftcourse.classroom.check.expect_function and rebinds the name",
     "hana": "makes AssertionError a Warning, reloads the checker, hides Warning tracebacks",
     "ivan": "rebinds count_tokens, which the graders read, in a later cell",
     "jude": "edits his grader cell and the solution notebook on disk to match",
@@ -367,7 +367,7 @@ def test_fixture_submissions_grade_exactly(tmp_path):
     expected_reasons = {
         "aaron": "submissions/bob/00_warmup.ipynb (changed)",
         "faye": "rebinds `expect_function`, which grader cells read",
-        "gil": "`ftcourse.check.expect_function = lambda *a, **k: None`",
+        "gil": "`ftcourse.classroom.check.expect_function = lambda *a, **k: None`",
         "hana": "`builtins.AssertionError = Warning`",
         "ivan": "rebinds `count_tokens`, which grader cells read",
         "jude": "solutions/00_warmup.ipynb (changed)",

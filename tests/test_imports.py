@@ -1,4 +1,5 @@
-"""The package's import graph: no module of ``ftcourse`` imports itself back, and each one imports alone.
+"""The package's import graph: no module of ``ftcourse`` imports itself back, each one imports alone,
+and the model side never imports the classroom (``ftcourse.classroom``).
 
 The graph is read from the source with :mod:`ast`, so it holds every ``import`` and ``from ... import``
 anywhere in a module: at the top, inside functions and methods, under ``if``/``try``, relative or
@@ -18,6 +19,9 @@ import ftcourse
 
 PACKAGE_DIR = Path(ftcourse.__file__).resolve().parent
 ROOT = "ftcourse"
+CLASSROOM = f"{ROOT}.classroom"
+# modules that are neither side: the package itself and the command line, which dispatches to both
+ENTRY_POINTS = {ROOT, f"{ROOT}.__main__"}
 
 
 def _module_files() -> dict[str, Path]:
@@ -145,6 +149,16 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return cycles
 
 
+def in_classroom(module: str) -> bool:
+    return module == CLASSROOM or module.startswith(CLASSROOM + ".")
+
+
+def layering_violations(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """``(model-side module, classroom module it imports)`` pairs: the layering forbids every one."""
+    return [(a, b) for a in sorted(graph) if a not in ENTRY_POINTS and not in_classroom(a)
+            for b in sorted(graph[a]) if in_classroom(b)]
+
+
 def _where(importer: str, imported: str) -> str:
     """The lines of ``importer`` that import ``imported``, for the failure message."""
     path = MODULES[importer].relative_to(PACKAGE_DIR.parent)
@@ -162,7 +176,7 @@ def test_the_graph_sees_every_kind_of_import():
         from . import prompts as p
 
         def later():
-            from .check import expect_true
+            from .classroom.check import expect_true
             if True:
                 import ftcourse.cost as c
 
@@ -170,13 +184,19 @@ def test_the_graph_sees_every_kind_of_import():
             def method(self):
                 from ftcourse.rag import Passage
         """)
-    assert internal_imports("ftcourse.quiz", source) == {
-        "ftcourse.errors", "ftcourse.stats", "ftcourse.datasets", "ftcourse.prompts", "ftcourse.check",
+    assert internal_imports("ftcourse.ladder", source) == {
+        "ftcourse.errors", "ftcourse.stats", "ftcourse.datasets", "ftcourse.prompts", "ftcourse.classroom.check",
         "ftcourse.cost", "ftcourse.rag"}
-    assert internal_imports("ftcourse.quiz", "from . import __version__") == {"ftcourse"}
+    assert internal_imports("ftcourse.ladder", "from . import __version__") == {"ftcourse"}
+    # inside a subpackage: `.` is the subpackage, `..` the package above it
+    assert internal_imports("ftcourse.classroom.quiz", "from ..errors import CourseError\nfrom .check import expect_true\n"
+                            "from ..lora import train_lora\nfrom . import progress") == {
+        "ftcourse.errors", "ftcourse.classroom.check", "ftcourse.lora", "ftcourse.classroom.progress"}
+    assert internal_imports("ftcourse.lora", "from .data import collate") == {"ftcourse.lora.data"}
     graph = import_graph()
-    assert "ftcourse.grading" in graph["ftcourse.__main__"]  # the real package: an import inside a function
-    assert set(MODULES) >= {"ftcourse", "ftcourse.quiz", "ftcourse.progress", "ftcourse.grading"}
+    assert "ftcourse.classroom.grading" in graph["ftcourse.__main__"]  # the real package: an import inside a function
+    assert set(MODULES) >= {"ftcourse", "ftcourse.classroom", "ftcourse.classroom.quiz", "ftcourse.classroom.progress",
+                            "ftcourse.classroom.grading", "ftcourse.lora", "ftcourse.lora.data", "ftcourse.lora.train"}
 
 
 def test_find_cycles_spells_a_cycle_out():
@@ -196,6 +216,23 @@ def test_no_circular_imports_in_the_package():
         pytest.fail("ftcourse has circular imports (an import inside a function counts too). Move what both "
                     "modules need into the module that owns it, or into a small module both import:\n"
                     + "\n".join(lines))
+
+
+def test_layering_violations_are_found():
+    graph = {"ftcourse.chat": {"ftcourse.errors"}, "ftcourse.tools": {"ftcourse.classroom.check", "ftcourse.stats"},
+             "ftcourse.lora.lab": {"ftcourse.classroom"}, "ftcourse.classroom.quiz": {"ftcourse.chat"},
+             "ftcourse.__main__": {"ftcourse.classroom.grading"}}
+    assert layering_violations(graph) == [("ftcourse.lora.lab", "ftcourse.classroom"),
+                                          ("ftcourse.tools", "ftcourse.classroom.check")]
+
+
+def test_the_model_side_never_imports_the_classroom():
+    """Models, chat, evals, lora ... work without the course around them; the classroom builds on them."""
+    wrong = layering_violations(import_graph())
+    if wrong:
+        pytest.fail("model-side modules import ftcourse.classroom (an import inside a function counts too). "
+                    "Move the classroom part (a widget, a grader check) into ftcourse/classroom/:\n"
+                    + "\n".join(f"    {a} imports {b} at {_where(a, b)}" for a, b in wrong))
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -1,4 +1,4 @@
-from ftcourse import measurements as M
+from ftcourse.classroom import measurements as M
 
 
 def test_round_trip_and_fallback(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""ftcourse.progress: atomic saves, damaged files moved aside with a warning, per-lesson summary."""
+"""ftcourse.classroom.progress: atomic saves, damaged files moved aside with a warning, per-lesson summary."""
 
 import json
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ftcourse import progress as P
+from ftcourse.classroom import progress as P
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_summarize_counts_per_lesson():
 
 
 def _questions_in(lesson: str) -> int:
-    from ftcourse.quiz import load_quiz
+    from ftcourse.classroom.quiz import load_quiz
 
     return len(load_quiz(lesson).questions)
 
@@ -171,7 +171,7 @@ def test_module_never_writes_without_a_check(pfile):
 def test_lessons_without_checks_are_listed_as_not_started(pfile):
     P.record_check("01", "q01-quick-check", True, 1)
     rows = {r.lesson: r for r in P.summarize(P.load_progress())}
-    lessons = sorted(p.stem for p in (Path(P.__file__).parent / "data" / "quizzes").glob("*.yaml"))
+    lessons = sorted(p.stem for p in (Path(P.__file__).parents[1] / "data" / "quizzes").glob("*.yaml"))
     assert list(rows) == lessons and {"00", "05"} <= set(rows)  # every quiz lesson, checked or not
     text = P.format_summary(list(rows.values()))
     by_lesson = {line.split()[0]: line for line in text.splitlines()[2:]}

@@ -1,4 +1,4 @@
-"""ftcourse.quiz: every quiz file is valid, grading is right for all three kinds, widgets work headless."""
+"""ftcourse.classroom.quiz: every quiz file is valid, grading is right for all three kinds, widgets work headless."""
 
 import json
 import textwrap
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ftcourse import quiz as Q
-from ftcourse import quiz_files
+from ftcourse.classroom import quiz as Q
+from ftcourse.classroom import quiz_files
 
-QUIZ_FILES = sorted((Path(Q.__file__).parent / "data" / "quizzes").glob("*.yaml"))
+QUIZ_FILES = sorted((Path(Q.__file__).parents[1] / "data" / "quizzes").glob("*.yaml"))
 
 SAMPLE = textwrap.dedent("""\
     lesson: "07"

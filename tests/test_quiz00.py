@@ -1,6 +1,6 @@
 """Quiz 00 tests what lesson 00 teaches: greedy decoding, what the model reads (tokens), what a request costs."""
 
-from ftcourse.quiz import grade, load_quiz
+from ftcourse.classroom.quiz import grade, load_quiz
 
 
 def test_quiz_00_covers_the_lesson():

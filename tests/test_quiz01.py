@@ -1,8 +1,8 @@
 """Quiz 01 holds what the issues ask for: the seed's quick check with disjoint choices, its checkpoint,
 and a checklist that says where its questions come from."""
 
+from ftcourse.classroom.quiz import grade, load_quiz, validate_quiz_file
 from ftcourse.decide import CHECKLIST
-from ftcourse.quiz import grade, load_quiz, validate_quiz_file
 
 
 def _question(qid):

@@ -4,7 +4,7 @@ on the lesson's measurements, each option with its own explanation."""
 
 import re
 
-from ftcourse.quiz import grade, load_quiz, validate_quiz_file
+from ftcourse.classroom.quiz import grade, load_quiz, validate_quiz_file
 
 
 def _question(qid):

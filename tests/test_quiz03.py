@@ -5,7 +5,7 @@ and AST match."""
 import json
 import re
 
-from ftcourse.quiz import grade, load_quiz, validate_quiz_file
+from ftcourse.classroom.quiz import grade, load_quiz, validate_quiz_file
 from ftcourse.tools import match_call, parse_tool_calls, tillwise_schemas
 
 

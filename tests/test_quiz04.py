@@ -3,7 +3,7 @@ and rates read against a baseline and their interval."""
 
 import re
 
-from ftcourse.quiz import load_quiz
+from ftcourse.classroom.quiz import load_quiz
 from ftcourse.stats import wilson_interval
 
 

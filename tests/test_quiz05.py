@@ -3,8 +3,8 @@ checkpoint of seed 000 covered, and the numbers it quotes (intervals, break-even
 
 from types import SimpleNamespace
 
+from ftcourse.classroom.quiz import grade, load_quiz, quiz_dir, validate_quiz_file
 from ftcourse.cost import ownership_break_even
-from ftcourse.quiz import grade, load_quiz, quiz_dir, validate_quiz_file
 from ftcourse.stats import wilson_interval
 
 # Seed 003's common mistakes: the choice that names each one in the matching question, and the
@@ -129,7 +129,7 @@ def test_break_even_figures_follow_the_ownership_formula():
 
 
 def test_progress_lists_lesson_05_as_not_started(tmp_path, monkeypatch):
-    from ftcourse import progress
+    from ftcourse.classroom import progress
 
     monkeypatch.setenv("FTCOURSE_PROGRESS", str(tmp_path / "progress.json"))
     rows = {r.lesson: r for r in progress.summarize(progress.load_progress())}

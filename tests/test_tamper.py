@@ -2,10 +2,10 @@
 
 Three layers, each tested on its own with a toy exercise (no model):
 
-* the syntax-tree scan (:mod:`ftcourse.tamper`): which learner code is flagged, and which is not;
-* the kernel guard (:mod:`ftcourse.guard`): with the scan out of the way, every trick still fails
+* the syntax-tree scan (:mod:`ftcourse.classroom.tamper`): which learner code is flagged, and which is not;
+* the kernel guard (:mod:`ftcourse.classroom.guard`): with the scan out of the way, every trick still fails
   at run time, because the grader reaches a pristine checker that must report its own pass;
-* the grading run (:func:`ftcourse.grading.grade_folder`): tricks score 0 and are named in the
+* the grading run (:func:`ftcourse.classroom.grading.grade_folder`): tricks score 0 and are named in the
   gradebook, writes into ``--source`` or another learner's folder are reported as errors.
 
 The same tricks on the real warm-up are the cheating learners of ``tests/fixtures/submissions``
@@ -21,17 +21,17 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ftcourse import grading as G
-from ftcourse.check import CheckFailed, expect_equal, expect_function
-from ftcourse.exercises import make_exercise
-from ftcourse.tamper import Finding, protection_of, scan_submission
+from ftcourse.classroom import grading as G
+from ftcourse.classroom.check import CheckFailed, expect_equal, expect_function
+from ftcourse.classroom.exercises import make_exercise
+from ftcourse.classroom.tamper import Finding, protection_of, scan_submission
 
-COURSE = "from ftcourse.check import expect_function\n\nscale = 2"
+COURSE = "from ftcourse.classroom.check import expect_function\n\nscale = 2"
 DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return scale * x\n    ### END SOLUTION"
 HALF = "def half(x):\n    ### BEGIN SOLUTION\n    return x / 2\n    ### END SOLUTION"
 SIZE = "def size(items):\n    ### BEGIN SOLUTION\n    return len(items)\n    ### END SOLUTION"
 G_DOUBLE = "expect_function(double, [((x,), scale * x) for x in (2, 0)], what='double', hint='multiply by scale')"
-G_HALF = "from ftcourse.check import expect_function\n\nexpect_function(half, [((4,), 2.0)], what='half')"
+G_HALF = "from ftcourse.classroom.check import expect_function\n\nexpect_function(half, [((4,), 2.0)], what='half')"
 G_SIZE = "assert size([1, -2, 3]) == abs(-3), 'size counts the items'"  # a bare assert, no checker
 GRADER_AT = {"toy-double": 3, "toy-half": 5, "toy-size": 7}
 WRONG_DOUBLE = "def double(x):\n    return 0"
@@ -103,10 +103,10 @@ def _scan(protection, source, **where):
 
 FLAGGED = [  # (learner code in the double cell, words in the finding, graders it costs)
     ("def expect_function(*a, **k):\n    pass", "rebinds `expect_function`, which grader cells read", "undone"),
-    ("import ftcourse.check\nftcourse.check.expect_function = lambda *a, **k: None",
-     "changes `ftcourse`: `ftcourse.check.expect_function = lambda *a, **k: None`", "all"),
-    ("import sys\nsys.modules['ftcourse.check'].expect_function = print", "changes `ftcourse`", "all"),
-    ("import sys\nsys.modules.pop('ftcourse.check')", "changes `sys`", "all"),
+    ("import ftcourse.classroom.check\nftcourse.classroom.check.expect_function = lambda *a, **k: None",
+     "changes `ftcourse`: `ftcourse.classroom.check.expect_function = lambda *a, **k: None`", "all"),
+    ("import sys\nsys.modules['ftcourse.classroom.check'].expect_function = print", "changes `ftcourse`", "all"),
+    ("import sys\nsys.modules.pop('ftcourse.classroom.check')", "changes `sys`", "all"),
     ("import builtins\nbuiltins.AssertionError = Warning", "`builtins.AssertionError = Warning`", "all"),
     ("import builtins as b\nsetattr(b, 'abs', lambda x: 3)", "changes `builtins`", "all"),
     ("__builtins__.abs = lambda x: 0", "changes `builtins`", "all"),
@@ -118,7 +118,7 @@ FLAGGED = [  # (learner code in the double cell, words in the finding, graders i
     ("[scale := 0 for _ in range(1)]", "rebinds `scale`", "undone"),
     ("%time scale = 0", "rebinds `scale`", "undone"),
     ("%%capture\nexpect_function = print", "rebinds `expect_function`", "undone"),
-    ("from ftcourse.check import expect_true as expect_function", "rebinds `expect_function`", "undone"),
+    ("from ftcourse.classroom.check import expect_true as expect_function", "rebinds `expect_function`", "undone"),
     ("get_ipython = print", "rebinds `get_ipython`", "all"),
     ("get_ipython().set_custom_exc((Exception,), print)", "changes the IPython shell", "all"),
     ("shell = get_ipython()\nshell.showtraceback = print", "changes the IPython shell: `shell.showtraceback = print`",
@@ -134,8 +134,8 @@ FLAGGED = [  # (learner code in the double cell, words in the finding, graders i
     ("secret = expect_function.__globals__", "internals (`.__globals__`)", "all"),
     ("import sys\nsys.settrace(print)", "trace function", "all"),
     ("checker = __import__('ftcourse' + '.check')", "computed at run time", "all"),
-    ("from unittest import mock\nmock.patch('ftcourse.check.expect_function').start()", "patches", "all"),
-    ("import importlib\nimport ftcourse.check\nimportlib.reload(ftcourse.check)", "reloads a module", "all"),
+    ("from unittest import mock\nmock.patch('ftcourse.classroom.check.expect_function').start()", "patches", "all"),
+    ("import importlib\nimport ftcourse.classroom.check\nimportlib.reload(ftcourse.classroom.check)", "reloads a module", "all"),
 ]
 
 
@@ -154,7 +154,7 @@ def test_scan_flags(protection, source, words, costs):
 
 HONEST = [
     GOOD["double"],
-    "from ftcourse.check import expect_function\n\n" + GOOD["double"],  # re-imported under its own name
+    "from ftcourse.classroom.check import expect_function\n\n" + GOOD["double"],  # re-imported under its own name
     "def double(x):\n    scale = 3  # a local, not the course's scale\n    return 2 * x",
     "def double(scale):\n    scale.value = 1\n    return scale",
     "import sys\n\nsys.path.append('..')\n" + GOOD["double"],
@@ -229,11 +229,11 @@ def test_checker_still_accepts_plain_values_in_other_clothes():
 # --------------------------------------------------------------------------- the kernel guard, on its own
 TRICKS = {  # name: (cells the learner wrote, the grader it cheats)
     "shadowed checker": ({"double": WRONG_DOUBLE + "\n\ndef expect_function(*a, **k):\n    pass"}, "toy-double"),
-    "patched module": ({"double": "import sys\nimport ftcourse.check\n\n"
-                                  "sys.modules['ftcourse.check'].expect_function = lambda *a, **k: None\n"
-                                  "expect_function = ftcourse.check.expect_function\n" + WRONG_DOUBLE}, "toy-double"),
-    "patched module, imported in the grader": ({"half": "import ftcourse.check\n\n"
-                                                        "ftcourse.check.expect_function = lambda *a, **k: None\n"
+    "patched module": ({"double": "import sys\nimport ftcourse.classroom.check\n\n"
+                                  "sys.modules['ftcourse.classroom.check'].expect_function = lambda *a, **k: None\n"
+                                  "expect_function = ftcourse.classroom.check.expect_function\n" + WRONG_DOUBLE}, "toy-double"),
+    "patched module, imported in the grader": ({"half": "import ftcourse.classroom.check\n\n"
+                                                        "ftcourse.classroom.check.expect_function = lambda *a, **k: None\n"
                                                         + WRONG_HALF}, "toy-half"),
     "custom exception handler": ({"double": WRONG_DOUBLE + "\nget_ipython().set_custom_exc((Exception,), "
                                                            "lambda *a, **k: None)"}, "toy-double"),
@@ -254,10 +254,10 @@ TRICKS = {  # name: (cells the learner wrote, the grader it cheats)
                                            "toy-size"),
     "input transformer empties the grader": ({"size": WRONG_SIZE + "\nget_ipython().input_transformers_post.append("
                                                                    "lambda lines: ['pass\\n'])"}, "toy-size"),
-    "AssertionError becomes a hidden Warning": ({"double": "import builtins\nimport importlib\n\nimport ftcourse.check\n\n"
+    "AssertionError becomes a hidden Warning": ({"double": "import builtins\nimport importlib\n\nimport ftcourse.classroom.check\n\n"
                                                            "builtins.AssertionError = Warning\n"
-                                                           "importlib.reload(ftcourse.check)\n"
-                                                           "from ftcourse.check import expect_function\n\n"
+                                                           "importlib.reload(ftcourse.classroom.check)\n"
+                                                           "from ftcourse.classroom.check import expect_function\n\n"
                                                            "get_ipython().set_custom_exc((Warning,), "
                                                            "lambda *a, **k: None)\n" + WRONG_DOUBLE}, "toy-double"),
     "course name rebound": ({"double": WRONG_DOUBLE + "\nscale = 0"}, "toy-double"),
@@ -348,11 +348,11 @@ def graded(tmp_path_factory, package_copy):
     subs = root / "submissions"
     notebooks = {
         "good": _notebook(**GOOD),
-        "fair": _notebook(double="from ftcourse.check import expect_function\n\n" + GOOD["double"],
+        "fair": _notebook(double="from ftcourse.classroom.check import expect_function\n\n" + GOOD["double"],
                           half=GOOD["half"], size="import sys\n\nsys.path.append('..')\n" + GOOD["size"]),
         "shadow": _notebook(double=TRICKS["shadowed checker"][0]["double"], half=GOOD["half"], size=GOOD["size"]),
-        "patch": _notebook(double="import ftcourse.check\n\nftcourse.check.expect_function = lambda *a, **k: None\n"
-                                  "expect_function = ftcourse.check.expect_function\n" + WRONG_DOUBLE),
+        "patch": _notebook(double="import ftcourse.classroom.check\n\nftcourse.classroom.check.expect_function = lambda *a, **k: None\n"
+                                  "expect_function = ftcourse.classroom.check.expect_function\n" + WRONG_DOUBLE),
         "rebind": _notebook(before_double="scale = 0  # in a later cell than the course's", half=GOOD["half"]),
         "builtin": _notebook(double=GOOD["double"], half=GOOD["half"],
                              size=TRICKS["builtin patched for a bare assert"][0]["size"]),
@@ -382,7 +382,7 @@ def test_honest_learners_keep_full_marks(graded):
     ("shadow", ("2", "0", "1", "1"),
      "tampering undone before grading: cell 2, line 4: rebinds `expect_function`, which grader cells read"),
     ("patch", ("0", "tampered", "tampered", "tampered"),
-     "tampering in cell 2, line 3: changes `ftcourse`: `ftcourse.check.expect_function = lambda"),
+     "tampering in cell 2, line 3: changes `ftcourse`: `ftcourse.classroom.check.expect_function = lambda"),
     ("rebind", ("1", "0", "1", "0"), "tampering undone before grading: cell 2, line 1: rebinds `scale`"),
     ("builtin", ("0", "tampered", "tampered", "tampered"), "`builtins.abs = lambda x: 0`"),
 ])

@@ -19,9 +19,10 @@ import pytest
 
 from ftcourse import tool_lab as L
 from ftcourse.backoffice import checksum, open_backoffice
-from ftcourse.check import CheckFailed
+from ftcourse.classroom.check import CheckFailed
+from ftcourse.classroom.exercise_data import check_dispatcher
+from ftcourse.classroom.exercises import make_exercise
 from ftcourse.errors import CourseError
-from ftcourse.exercises import make_exercise
 from ftcourse.stats import Rate
 from ftcourse.tools import (
     NO_CALL,
@@ -446,7 +447,7 @@ def _dispatch_from_solution():
 
 def test_check_dispatcher_catches_each_shortcut():
     dispatch = _dispatch_from_solution()
-    L.check_dispatcher(dispatch)
+    check_dispatcher(dispatch)
 
     def lenient(answer, tools, customer_id):  # finds the block anywhere, trusts the model's customer id
         if not isinstance(answer, str) or "<tool_call>" not in answer or "</tool_call>" not in answer:
@@ -474,13 +475,13 @@ def test_check_dispatcher_catches_each_shortcut():
 
     for shortcut in (lenient, runs_actions, silent):
         with pytest.raises(CheckFailed):
-            L.check_dispatcher(shortcut)
+            check_dispatcher(shortcut)
 
     def not_written(answer, tools, customer_id):
         raise NotImplementedError()
 
     with pytest.raises(CheckFailed, match="not written yet"):
-        L.check_dispatcher(not_written)
+        check_dispatcher(not_written)
 
 
 def test_dispatch_cases_are_what_the_exercise_says():

@@ -1,4 +1,4 @@
-"""Cases and checks for the graded exercises of lessons 01 and 04 that the lessons do not show.
+"""Cases and checks for the graded exercises of lessons 01, 03 and 04 that the lessons do not show.
 
 A grader that tests a learner on the examples the lesson printed tests memory, not understanding.
 This module holds what the graders use instead:
@@ -12,7 +12,9 @@ This module holds what the graders use instead:
 * ``format_problem_cases``: answers and the reason each one fails the house format, most of them not
   shown in the exercise (exercise 04.1);
 * ``label_mask_examples`` / ``check_answer_labels``: chat examples whose answer tokens a learner's
-  label mask must find, multi-turn ones included (exercise 04.2).
+  label mask must find, multi-turn ones included (exercise 04.2);
+* ``check_dispatcher``: a learner's tool dispatcher run on ``ftcourse.tool_lab.dispatch_cases``, with
+  tools that only record that they ran (exercise 03.2).
 
 The expected values come from ``ftcourse.evals`` and ``ftcourse.lora`` wherever those define them,
 so an exercise and the lessons can never disagree on what "compliant" or "the answer tokens" mean;
@@ -27,7 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from .diagnosis import SUPPORT_SYSTEM, FailureCase
+from ..diagnosis import SUPPORT_SYSTEM, FailureCase
 
 # --------------------------------------------------------------------------- "in your own words"
 _WORD = re.compile(r"\w+")
@@ -58,7 +60,7 @@ def prompt_text(messages: Sequence[dict], ticket_text: str) -> str:
 def copied_from_course(prompt_fn: Callable[[str], list], ticket_text: str) -> dict[str, float]:
     """How much of the lesson's clear prompt and vague request ``prompt_fn`` repeats word for word,
     as the share of each one's 4-word phrases found in the prompt it builds for ``ticket_text``."""
-    from .prompts import CLEAR_PROMPT, VAGUE_PROMPT
+    from ..prompts import CLEAR_PROMPT, VAGUE_PROMPT
 
     text = prompt_text(prompt_fn(ticket_text), ticket_text)
     return {"the clear prompt": shared_phrases(text, CLEAR_PROMPT),
@@ -78,7 +80,7 @@ def calls_any(fn: Callable, names: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------- varied answers
 def answered_labels(outputs: Sequence[str], key: str = "category") -> Counter:
     """How often each label of ``key`` was answered, over the answers that parse as ticket JSON."""
-    from .evals import parse_ticket
+    from ..evals import parse_ticket
 
     parsed = (parse_ticket(o) for o in outputs)
     return Counter(p[key] for p in parsed if p is not None)
@@ -274,8 +276,8 @@ def label_mask_examples() -> list[tuple[str, list[dict]]]:
     earlier assistant turns (only the last one is learned), and the text ``assistant`` on a line of
     its own inside the answer (only the ``<|im_start|>`` header opens a turn).
     """
-    from .datasets import load_general, load_tickets
-    from .prompts import TRIAGE_SYSTEM, few_shot_messages
+    from ..datasets import load_general, load_tickets
+    from ..prompts import TRIAGE_SYSTEM, few_shot_messages
 
     ticket = load_tickets("train")[0]
     general = load_general("mix")[0]
@@ -312,9 +314,9 @@ def check_answer_labels(fn: Callable, tok, what: str = "answer_only_labels") -> 
     any such header ``fn`` must raise ``ValueError``. A failure names the example, the first wrong
     position and its token.
     """
-    from .chat import render
+    from ..chat import render
+    from ..lora.data import IGNORE, encode_example
     from .check import expect_true
-    from .lora import IGNORE, encode_example
 
     hint = ("find where the LAST '<|im_start|>assistant\\n' header ends (compare token ids, e.g. "
             "tok('<|im_start|>assistant\\n', add_special_tokens=False).input_ids); "
@@ -358,6 +360,75 @@ def check_answer_labels(fn: Callable, tok, what: str = "answer_only_labels") -> 
     expect_true(True, what=f"{what}: {len(label_mask_examples())} examples, and one with no answer")
 
 
+# --------------------------------------------------------------------------- exercise 03.2: the dispatcher
+def _dispatch_tools(ran: list) -> dict:
+    """The grader's tools: the Tillwise schemas, with functions that only record that they ran."""
+    from ..tools import tillwise_schemas
+
+    side_effects = {"change_plan", "issue_refund"}
+    tools = {}
+    for schema in tillwise_schemas():
+        name = schema["function"]["name"]
+
+        def fake(_name=name, **arguments):
+            ran.append((_name, arguments))
+            return {"tool": _name, "arguments": arguments}
+
+        tools[name] = (fake, schema, name in side_effects)
+    return tools
+
+
+def check_dispatcher(dispatch: Callable, what: str = "dispatch") -> None:
+    """Grade a learner's ``dispatch(answer, tools, customer_id)`` on ``dispatch_cases``: good answers
+    give ``("ok", result)`` (the tool ran once), ``("no_call", None)`` or ``("needs_confirmation",
+    None)`` (nothing ran); every bad answer gives ``("refused", why)`` with a reason, and runs nothing."""
+    from ..tool_lab import DISPATCH_CUSTOMER, dispatch_cases
+    from .check import CheckFailed, expect_true
+
+    good, bad = dispatch_cases()
+
+    def call(answer):
+        ran: list = []
+        try:
+            got = dispatch(answer, _dispatch_tools(ran), DISPATCH_CUSTOMER)
+        except NotImplementedError:
+            raise CheckFailed(f"{what}: expected a working function\n  got: NotImplementedError: it is not "
+                              "written yet\n  hint: replace `raise NotImplementedError()` with your code, run "
+                              "that cell, then run this one again") from None
+        except Exception as exc:
+            raise CheckFailed(f"{what}({answer!r:.120}): expected a result, not an exception\n  got: it raised "
+                              f"{type(exc).__name__}: {exc}\n  hint: a dispatcher refuses bad input with a "
+                              "reason; it never crashes on it") from exc
+        if not isinstance(got, tuple | list) or len(got) != 2:
+            raise CheckFailed(f"{what}({answer!r:.120}): expected a pair (status, value)\n  got: {got!r:.200}")
+        return tuple(got), ran
+
+    for name, answer, expected in good:
+        got, ran = call(answer)
+        if expected[0] == "ok":
+            want_ran = [(expected[1], expected[2])]
+            if got[0] != "ok" or ran != want_ran:
+                raise CheckFailed(f"{what} on {name}: expected ('ok', result) and the tool run once with "
+                                  f"{expected[2]}\n  got: {got!r:.200}; tools run: {ran}")
+            if got[1] != {"tool": expected[1], "arguments": expected[2]}:
+                raise CheckFailed(f"{what} on {name}: expected the tool's own result as the value\n  got: {got[1]!r:.200}")
+        else:
+            if got != (expected[0], None) or ran:
+                raise CheckFailed(f"{what} on {name}: expected ({expected[0]!r}, None) and no tool run\n"
+                                  f"  got: {got!r:.200}; tools run: {ran}\n  hint: "
+                                  + ("an empty list means no tool fits" if expected[0] == "no_call" else
+                                     "a side-effecting tool runs only after the user says yes"))
+    for name, answer in bad:
+        got, ran = call(answer)
+        if got[0] != "refused" or not isinstance(got[1], str) or not got[1].strip() or ran:
+            raise CheckFailed(f"{what} on {name} ({answer!r:.100}): expected ('refused', why) with a reason, "
+                              f"and no tool run\n  got: {got!r:.200}; tools run: {ran}\n  hint: check it in the "
+                              "order of the rules; every refusal says why")
+    expect_true(True, what=f"{what}: {len(good)} good answers handled, {len(bad)} bad ones refused, nothing run "
+                           "that should not be")
+
+
 __all__ = ["word_ngrams", "shared_phrases", "prompt_text", "copied_from_course", "calls_any",
            "answered_labels", "unseen_failure_cases", "FORMAT_PROBLEMS",
-           "format_problem_examples", "format_problem_cases", "label_mask_examples", "check_answer_labels"]
+           "format_problem_examples", "format_problem_cases", "label_mask_examples", "check_answer_labels",
+           "check_dispatcher"]

@@ -22,18 +22,18 @@ and is flagged ``edited``; a deleted one is flagged ``missing``. An intact grade
 when all of this holds:
 
 1. **It reached the real checker.** Before each grader cell the grading run sends the kernel a
-   request that is not part of the notebook (:mod:`ftcourse.guard`): it puts back what learner
-   cells may have changed (builtins, ``sys`` hooks, the IPython shell's error display, hooks and
-   transformers, names the course cells defined) and binds the checker's names to a copy of
-   ``ftcourse/check.py`` loaded afresh from a private copy of the file.
+   request that is not part of the notebook (:mod:`ftcourse.classroom.guard`): it puts back what
+   learner cells may have changed (builtins, ``sys`` hooks, the IPython shell's error display, hooks
+   and transformers, names the course cells defined) and binds the checker's names to a copy of
+   ``ftcourse/classroom/check.py`` loaded afresh from a private copy of the file.
 2. **The run says it passed.** The cell ended without an error, in its displayed outputs, in any
    message the kernel sent (an error display cleared afterwards still counts) and in the kernel's
    reply; and, for a grader that calls the checker, the checker itself reported a pass, and no
-   failure, with that cell's nonce (see :mod:`ftcourse.guard`).
+   failure, with that cell's nonce (see :mod:`ftcourse.classroom.guard`).
 3. **Nothing it relies on was touched.** A syntax-tree scan of the learner's cells
-   (:mod:`ftcourse.tamper`) finds code that assigns into ``ftcourse``, ``sys``, ``builtins`` or the
-   IPython shell, rebinds a name a grader reads in a way the guard cannot undo, runs code from
-   strings, or reaches into frames. Each finding is listed with its cell and line, and the graders
+   (:mod:`ftcourse.classroom.tamper`) finds code that assigns into ``ftcourse``, ``sys``, ``builtins``
+   or the IPython shell, rebinds a name a grader reads in a way the guard cannot undo, runs code
+   from strings, or reaches into frames. Each finding is listed with its cell and line, and the graders
    it concerns score 0, marked ``tampered``. A top-level rebinding that the guard undoes (say, a
    learner's own ``expect_function``) is listed too, and the grader is scored on the real check.
 4. **The run changed nothing it is graded against.** The solution notebooks, the submissions
@@ -66,14 +66,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import CourseError
 from .cell_markers import Grader, graders
-from .errors import CourseError
 from .tamper import Finding, Protection, checker_names, normalise, protection_of, scan_submission
 
 GRACE_S = 15  # extra seconds for a kernel to react to an interrupt before it is shut down
 GUARD_TIMEOUT_S = 60  # the most a hidden request of the grading run may take
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]  # the whole ftcourse package, which no run may change
+KERNEL_FILES = ("classroom/guard.py", "classroom/check.py")  # every kernel loads these by path (private copies)
 
 
 # --------------------------------------------------------------------------- running one notebook
@@ -122,7 +123,7 @@ def _cell_error(cell) -> tuple[str, str] | None:
 
 @dataclass
 class GuardPlan:
-    """How the grading run protects the grader cells of one notebook (see :mod:`ftcourse.guard`).
+    """How the grading run protects the grader cells of one notebook (see :mod:`ftcourse.classroom.guard`).
 
     ``folder`` holds private copies of ``guard.py`` and ``check.py``: the kernel loads both from
     there, by path, through requests that are not part of the notebook.
@@ -171,7 +172,7 @@ async def _hidden(client, expression: str, timeout: float) -> dict:
 
 
 async def _guard_call(client, plan: GuardPlan, func: str, timeout: float, **kwargs) -> str:
-    """Call ``ftcourse.guard.<func>`` in the kernel; "" when it answered as it should, else why not."""
+    """Call ``ftcourse.classroom.guard.<func>`` in the kernel; "" when it answered as it should, else why not."""
     token = secrets.token_hex(8)
     code = _GUARD_CALL.format(name=f"_ftcourse_guard_{token}", path=str(plan.folder / "guard.py"), func=func,
                               kwargs={**kwargs, "token": token})
@@ -399,7 +400,7 @@ def load_sources(folder: Path) -> dict[str, Source]:
     """Grader cells, their checksums and what they rely on, from each solution notebook in ``folder``."""
     import nbformat
 
-    checker = checker_names(PACKAGE / "check.py")
+    checker = checker_names(PACKAGE / "classroom" / "check.py")
     sources = {}
     for path in sorted(folder.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -455,7 +456,7 @@ def _read_notebook(path: Path):
 def _guard_files(folder: Path) -> dict[Path, bytes]:
     """Private copies of the kernel-side guard and the checker, which every kernel loads by path."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {folder / name: (PACKAGE / name).read_bytes() for name in ("guard.py", "check.py")}
+    files = {folder / Path(name).name: (PACKAGE / name).read_bytes() for name in KERNEL_FILES}
     for path, data in files.items():
         path.write_bytes(data)
     return files

@@ -64,7 +64,7 @@ def check_device() -> Row:
     try:
         import os
 
-        from .device import choose_device
+        from ..device import choose_device
 
         return Row("device", True, str(choose_device(os.environ.get("COURSE_DEVICE") or None)))
     except Exception as exc:
@@ -72,7 +72,7 @@ def check_device() -> Row:
 
 
 def check_model_cache() -> Row:
-    from .models import DEFAULT_MODEL, cache_status, resolve_model_name
+    from ..models import DEFAULT_MODEL, cache_status, resolve_model_name
 
     chosen = resolve_model_name()
     if chosen != DEFAULT_MODEL:
@@ -90,8 +90,8 @@ def environment_check(load: bool = False, verbose: bool = True) -> list[Row]:
         for row in rows:
             print(row)
     if load:
-        from .models import load_model
-        from .stats import measure
+        from ..models import load_model
+        from ..stats import measure
 
         with measure("load model", verbose=verbose):
             load_model(verbose=verbose)

@@ -11,8 +11,8 @@ and hand the numbers to the checks here, so the cells stay short:
   the rung is the one :func:`ftcourse.capstone.decide` draws from it;
 * :func:`check_record`: the ``DecisionRecord`` is complete and says what ``my_decision`` says.
 
-Each check goes through :mod:`ftcourse.check`, imported when it runs (a workshop grading run swaps in a
-fresh copy of the checker), and each failure says what is wrong and how to fix it.
+Each check goes through :mod:`ftcourse.classroom.check`, imported when it runs (a workshop grading
+run swaps in a fresh copy of the checker), and each failure says what is wrong and how to fix it.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from .capstone import RUNG_NAMES, RungReport, Task, decide
+from ..capstone import RUNG_NAMES, RungReport, Task, decide
+from ..record import DecisionRecord
 from .exercise_data import shared_phrases
-from .record import DecisionRecord
 
 EXERCISE_RUNGS = ("vague", "clear", "few_shot")  # the rungs exercise 2 climbs, cheapest first
 TOLERANCE = 1  # cases a rung's count may differ from the grader's run (numerics differ between machines)

@@ -1,9 +1,9 @@
 """Quiz files: the YAML format of the course's quick checks, its validation, and loading it as plain data.
 
 One file a lesson, ``ftcourse/data/quizzes/<lesson>.yaml``. This module has no widgets and records
-nothing, so both the quiz widgets (:mod:`ftcourse.quiz`) and the progress summary
-(:mod:`ftcourse.progress`) can read the catalogue of lessons and questions from it. Every name here
-is also importable from :mod:`ftcourse.quiz`.
+nothing, so both the quiz widgets (:mod:`ftcourse.classroom.quiz`) and the progress summary
+(:mod:`ftcourse.classroom.progress`) can read the catalogue of lessons and questions from it. Every name here
+is also importable from :mod:`ftcourse.classroom.quiz`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CourseError
+from ..errors import CourseError
 
 KINDS = ("single", "multi", "match")
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -65,7 +65,7 @@ class Quiz:
 
 def quiz_dir() -> Path:
     """The folder of the course's quiz files."""
-    return Path(__file__).parent / "data" / "quizzes"
+    return Path(__file__).resolve().parents[1] / "data" / "quizzes"
 
 
 def quiz_files() -> list[Path]:

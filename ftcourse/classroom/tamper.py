@@ -1,6 +1,6 @@
 """Find learner code that touches the checker or the grading machinery, by reading syntax trees.
 
-Workshop grading (:mod:`ftcourse.grading`) calls :func:`protection_of` on each solution notebook
+Workshop grading (:mod:`ftcourse.classroom.grading`) calls :func:`protection_of` on each solution notebook
 to learn what its grader cells rely on, then :func:`scan_submission` on each submitted notebook.
 The scan reads every code cell the learner wrote or changed (course cells left as they were and
 intact grader cells are skipped), after IPython's own rewriting of magics, and reports a
@@ -22,7 +22,7 @@ a top-level rebinding of a name the guard puts back before every grader cell (th
 names, builtins the graders read, names an unchanged course cell defines). It is ``undone``: the
 grader is scored on the real check, and the instructor still sees the line. The scan reads what the
 code says, not what it computes: a name built from strings at run time escapes it, which is why
-the grading run also restores the checker inside the kernel (:mod:`ftcourse.guard`).
+the grading run also restores the checker inside the kernel (:mod:`ftcourse.classroom.guard`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .cell_markers import BEGIN, is_grader
+
+CHECK_MODULE = "ftcourse.classroom.check"  # where grader cells import the checker from
 
 # names that no learner cell may rebind, whatever the graders read
 ALWAYS = frozenset({"AssertionError", "BaseException", "Exception", "__builtins__", "__import__", "get_ipython"})
@@ -145,7 +147,7 @@ def _imports(tree: ast.Module) -> dict[str, tuple[str, str]]:
 
 
 def checker_names(check_path: str | Path | None = None) -> frozenset[str]:
-    """Public functions and classes of ``ftcourse/check.py`` (read from its syntax tree)."""
+    """Public functions and classes of ``ftcourse/classroom/check.py`` (read from its syntax tree)."""
     path = Path(check_path) if check_path else Path(__file__).with_name("check.py")
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return frozenset(n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)
@@ -191,7 +193,7 @@ def protection_of(nb, checker: frozenset[str] | None = None) -> Protection:
             reads = frozenset(_reads(tree))
             grader_reads[gid] = reads
             imports = _imports(tree)
-            if reads & checker or any(m == "ftcourse.check" for m, _ in imports.values()) or "ftcourse" in reads:
+            if reads & checker or any(m == CHECK_MODULE for m, _ in imports.values()) or "ftcourse" in reads:
                 checked.add(gid)
         elif BEGIN in cell.source:
             learner |= _bound_at_top(tree)
@@ -201,7 +203,7 @@ def protection_of(nb, checker: frozenset[str] | None = None) -> Protection:
     for _, tree in course:
         for name, (module, attr) in _imports(tree).items():
             course_imports[name] = (module, attr)
-            if module == "ftcourse.check":
+            if module == CHECK_MODULE:
                 check_names[name] = attr
     reads_all = frozenset().union(*grader_reads.values()) if grader_reads else frozenset()
     for name in reads_all & checker:
@@ -416,7 +418,7 @@ class _CellScan(ast.NodeVisitor):
             name = a.asname or a.name
             if self.prot.course_imports.get(name) == (node.module, a.name):
                 continue
-            if node.module == "ftcourse.check" and name == a.name:
+            if node.module == CHECK_MODULE and name == a.name:
                 continue  # the checker's own function under its own name: the guard rebinds it anyway
             self.bind(node, name)
 

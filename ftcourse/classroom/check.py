@@ -2,7 +2,7 @@
 
 A grader cell in an exercise notebook calls these instead of a bare ``assert``::
 
-    from ftcourse.check import expect_function
+    from ftcourse.classroom.check import expect_function
     expect_function(label_accuracy, [((["a", "b"], ["a", "a"]), 0.5)],
                     what="label_accuracy", hint="Count matching pairs, divide by len(gold).")
 

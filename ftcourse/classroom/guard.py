@@ -1,7 +1,7 @@
 """The grading run's side inside a learner's kernel: snapshot, restore, and a checker that reports.
 
-Workshop grading (:mod:`ftcourse.grading`) runs each submission in a kernel of its own. Learner
-code runs in that kernel too, so it can rebind ``expect_function``, patch ``ftcourse.check``,
+Workshop grading (:mod:`ftcourse.classroom.grading`) runs each submission in a kernel of its own. Learner
+code runs in that kernel too, so it can rebind ``expect_function``, patch ``ftcourse.classroom.check``,
 swap ``builtins.AssertionError`` or hook IPython's error display. This module undoes that before
 every grader cell. The grading run loads it **from its file**, under a private name, in a request
 that is not part of the notebook: an empty, silent cell whose ``user_expressions`` calls one
@@ -16,9 +16,9 @@ the function's return value (with a token from the request) tells the grading ru
   cell binds and the grader cells read (``tok``, ``count_tokens``, ...).
 * :func:`arm` runs before each grader cell. It puts the snapshot back, restores the kept names,
   drops learner names that shadow a builtin a grader reads, and loads a **pristine**
-  ``ftcourse.check`` from its file (a fresh module each time: learner code cannot have touched
-  it). It installs that module as ``sys.modules["ftcourse.check"]`` and binds the grader cells'
-  checker names to it in the notebook's namespace.
+  ``ftcourse.classroom.check`` from its file (a fresh module each time: learner code cannot have
+  touched it). It installs that module as ``sys.modules["ftcourse.classroom.check"]`` and binds the
+  grader cells' checker names to it in the notebook's namespace.
 
 Each public function of the pristine checker reports on the kernel's standard output, as it
 returns or raises, a marker ``[ftcourse-grader <nonce> pass|fail]``. The nonce is fresh for each
@@ -27,7 +27,7 @@ the kernel sent for the grader cell: a grader passes only when the cell ended wi
 *and* the checker reported at least one pass and no fail. Learner code can hide an error display
 or drop a marker, which only costs points; to forge a pass it would need the nonce and a way to
 stop the real check from failing, which takes introspection that the syntax-tree scan of
-:mod:`ftcourse.tamper` flags.
+:mod:`ftcourse.classroom.tamper` flags.
 
 This is a defence inside one Python process, not a sandbox: code that digs through frames or the
 garbage collector can still get around it. Grade untrusted submissions in a container
@@ -43,6 +43,7 @@ import threading
 import types
 
 STATE = "_ftcourse_grading_state"
+CHECK_MODULE = "ftcourse.classroom.check"  # where grader cells import the checker from
 MARKER = "[ftcourse-grader {nonce} {kind}]"
 
 # objects of the shell whose identity must not change; the methods of these and of the kernel are
@@ -54,7 +55,7 @@ _SHELL_LISTS = ("ast_transformers", "input_transformers_post")
 _MANAGER_LISTS = ("cleanup_transforms", "line_transforms", "token_transformers")
 _SYS_HOOKS = ("excepthook", "displayhook", "breakpointhook", "unraisablehook", "stdout", "stderr")
 _SYS_MODULES = ("builtins", "sys", "math", "numbers", "functools", "operator", "importlib", "importlib.util",
-                "ftcourse")
+                "ftcourse", "ftcourse.classroom")
 _MODULE_DICTS = ("builtins", "math", "numbers", "functools", "operator")
 _MISSING = object()
 # event callbacks that course code registers (inline figures, widgets) survive arm(); learner code's do not
@@ -105,7 +106,7 @@ class _Snapshot:
 def install(token: str = "") -> str:
     """Take the snapshot (call once, before any learner cell). Returns ``"install <token>"``."""
     try:  # the course package itself, so that arm() can put it back if a cell swaps it out
-        importlib.import_module("ftcourse")
+        importlib.import_module("ftcourse.classroom")
     except ImportError:
         pass
     state = types.ModuleType(STATE)
@@ -215,7 +216,8 @@ def _reporting(fn, stream, nonce: str):
 
 
 def pristine_checker(check_path: str, nonce: str, stream):
-    """``ftcourse/check.py`` loaded afresh from its file; each public function reports to ``stream``."""
+    """``ftcourse/classroom/check.py`` loaded afresh from its file; each public function reports to
+    ``stream``."""
     spec = importlib.util.spec_from_file_location(f"_ftcourse_check_{nonce[:12]}", check_path)
     if spec is None or spec.loader is None:
         raise GuardError(f"cannot load the checker from {check_path}")
@@ -242,10 +244,12 @@ def arm(check_path: str, nonce: str, check_names: dict[str, str], shadows: list[
         ns.pop(name, None)
     ns.update(snap.kept)
     checker = pristine_checker(check_path, nonce, snap.sys_hooks["stdout"])
-    sys.modules["ftcourse.check"] = checker
-    package = snap.modules.get("ftcourse")
-    if package is not None:
-        package.check = checker
+    sys.modules[CHECK_MODULE] = checker
+    package, classroom = snap.modules.get("ftcourse"), snap.modules.get("ftcourse.classroom")
+    if classroom is not None:
+        classroom.check = checker
+        if package is not None:
+            package.classroom = classroom
     for name, attr in check_names.items():
         ns[name] = getattr(checker, attr) if attr else checker
     ns.pop("AssertionError", None)

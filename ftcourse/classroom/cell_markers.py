@@ -4,16 +4,16 @@ A solution region is the lines between ``### BEGIN SOLUTION`` and ``### END SOLU
 line of its own. A grader cell is a code cell tagged ``grader`` whose ``metadata.grader`` holds
 ``{"id": ..., "points": ...}``.
 
-These conventions are shared by exercise generation (:mod:`ftcourse.exercises`), the tamper scan
-(:mod:`ftcourse.tamper`) and workshop grading (:mod:`ftcourse.grading`); this module imports none
-of them.
+These conventions are shared by exercise generation (:mod:`ftcourse.classroom.exercises`), the
+tamper scan (:mod:`ftcourse.classroom.tamper`) and workshop grading (:mod:`ftcourse.classroom.grading`);
+this module imports none of them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import CourseError
+from ..errors import CourseError
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

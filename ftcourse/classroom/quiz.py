@@ -12,19 +12,19 @@ teaches as much as a right one. Every question names its ``source`` (a seed file
 
 In a notebook::
 
-    from ftcourse.quiz import show_quiz
+    from ftcourse.classroom import show_quiz
     show_quiz("01")
 
 The grading is plain functions (:func:`grade`), so tests need no browser. The widgets use core
 ipywidgets only (no custom JavaScript) and carry stable CSS classes (``quiz``, ``quiz-question``,
 ``quiz-single-choice`` on a single-choice question's radio buttons, ``quiz-option-box``, ``quiz-check``,
 ``quiz-retry``, ``quiz-feedback``, ``quiz-score``, ...). Each Check is recorded in your progress file
-(see :mod:`ftcourse.progress`).
+(see :mod:`ftcourse.classroom.progress`).
 
-The file format, its validation and loading are in :mod:`ftcourse.quiz_files`; their names are
+The file format, its validation and loading are in :mod:`ftcourse.classroom.quiz_files`; their names are
 importable from here too.
 
-Check a quiz file you wrote: ``python -m ftcourse.quiz ftcourse/data/quizzes/01.yaml``
+Check a quiz file you wrote: ``python -m ftcourse.classroom.quiz ftcourse/data/quizzes/01.yaml``
 (no argument: every quiz file), or ``validate_quiz_file(path)`` in Python.
 """
 
@@ -377,7 +377,7 @@ def show_quiz(lesson: str | int | Path, record: bool = True) -> None:
 
 # --------------------------------------------------------------------------- command line
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ftcourse.quiz [FILE ...]``: validate quiz files (default: all of them)."""
+    """``python -m ftcourse.classroom.quiz [FILE ...]``: validate quiz files (default: all of them)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     paths = [Path(a) for a in argv] if argv else quiz_files()
     problems = validate_all_quizzes(paths)
