@@ -266,6 +266,8 @@ def show_decision_tree():
         "works_in_context": w.Checkbox(value=True, description="The model can do it with examples in context",
                                        style=style),
     }
+    for box in boxes.values():  # a checkbox is 300px wide by default, which cuts its description short
+        box.layout.width = "auto"
     relevant = {
         None: [],
         "instructions": ["tried_clear_prompt", "tried_few_shot"],
