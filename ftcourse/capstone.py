@@ -129,16 +129,9 @@ class Task:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        raise CourseError(f"{path} is missing; reinstall the course package (pip install -e .).")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise CourseError(f"{path}, line {n}, is not valid JSON ({exc.msg}); fix or restore the file.") from None
-    return rows
+    from .datasets import load_jsonl
+
+    return load_jsonl(path)
 
 
 def available_tasks() -> list[str]:

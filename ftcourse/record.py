@@ -11,15 +11,14 @@ missing. ``show_decision_record(prefill)`` is the form the learner fills in the 
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
-import tempfile
 from dataclasses import dataclass, field, fields
 from datetime import date as _date
 from pathlib import Path
 
 from .decide import CHECKLIST, MISSING, RUNGS
+from .sqlite_files import write_text_atomically
 
 # The checklist questions. Seed 004 promises a five-question checklist ("yes to all five: fine-tuning is
 # likely the right tool; no to any: address it first") but its text does not list the questions. The
@@ -198,20 +197,7 @@ class DecisionRecord:
 
     def save(self, path: str | os.PathLike = "decision_record.md") -> Path:
         """Write :meth:`to_markdown` to ``path`` atomically (temp file, then ``os.replace``)."""
-        target = Path(path).expanduser()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(self.to_markdown())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return target
+        return write_text_atomically(path, self.to_markdown())
 
 
 FIELDS = tuple(f.name for f in fields(DecisionRecord))

@@ -1,4 +1,4 @@
-"""Write an SQLite file a learner opens (the back office, the facts database) all at once or not at all."""
+"""Write files a learner opens (the back office and facts databases, progress, records) all at once or not at all."""
 
 from __future__ import annotations
 
@@ -27,5 +27,26 @@ def write_sqlite_atomically(path: str | Path, fill: Callable[[sqlite3.Connection
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomically(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` via a synced temporary file and ``os.replace``: a reader sees the
+    old file or the whole new one. The temporary file is removed if anything fails. Returns ``path``."""
+    import contextlib
+
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
     return path

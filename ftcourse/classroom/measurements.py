@@ -8,10 +8,9 @@ the figures of the course's reference run and says so.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from ..sqlite_files import write_text_atomically
 from .progress import progress_path
 
 
@@ -30,14 +29,9 @@ def _read(path: Path) -> dict:
 def save_measurements(lesson: str, **values: float) -> Path:
     """Record ``values`` as lesson ``lesson``'s numbers (replacing its earlier ones)."""
     path = measurements_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = _read(path)
     data[str(lesson)] = {k: float(v) for k, v in values.items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(path, json.dumps(data, indent=2) + "\n")
 
 
 def load_measurements(lesson: str, fallback: dict) -> tuple[dict, str]:

@@ -25,13 +25,13 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..sqlite_files import write_text_atomically
 from .quiz_files import available_lessons, load_quiz
 
 PROGRESS_ENV = "FTCOURSE_PROGRESS"
@@ -128,18 +128,7 @@ def _locked(path: Path):
 
 
 def _write_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_text_atomically(path, json.dumps(data, indent=1) + "\n")
 
 
 def record_check(lesson: str, question: str, correct: bool, attempt: int,
