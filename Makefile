@@ -40,10 +40,20 @@ lint: dev-env
 # One pytest run, so one summary: unit tests, grader tests, then every lesson notebook under nbval.
 # The solutions are not run a second time under nbval: the grader audit in tests/test_exercises.py already
 # runs every solution top to bottom (each grader must pass) and every exercise (each grader must fail).
+#
+# WORKERS pytest processes share the cores, THREADS torch threads each. On 2 cores, two workers with one
+# thread each finish the suite well before one worker with two threads: text generation, imports and
+# kernel starts hardly use a second thread, and one thread per process keeps them from fighting over
+# cores (two processes with two threads each are slower than one). A notebook's cells always stay
+# together in one worker (--dist loadscope). WORKERS=1 runs everything in one process, as before.
+WORKERS ?= 2
+NCPU := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
+THREADS ?= $(shell echo $$(( $(NCPU) / $(WORKERS) > 0 ? $(NCPU) / $(WORKERS) : 1 )))
+XDIST := $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadscope)
 test: dev-env
 	$(PY) -m ftcourse fetch-model
 	$(BIN)/ruff check ftcourse tests bench lessons solutions
-	$(BIN)/pytest -ra $(PYTEST_NB) tests lessons
+	OMP_NUM_THREADS=$(THREADS) TOKENIZERS_PARALLELISM=false $(BIN)/pytest -ra $(XDIST) $(PYTEST_NB) tests lessons
 
 unit: dev-env
 	$(BIN)/pytest -ra -p no:cacheprovider -m "not slow" tests

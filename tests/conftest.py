@@ -9,6 +9,21 @@ import pytest
 # Notebooks under tests/fixtures are inputs to the grading tests, not notebooks to run.
 collect_ignore_glob = ["fixtures/*"]
 
+_screenshots: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    """Collect the screenshot paths the browser test records (they travel back from xdist workers)."""
+    if report.when == "call":
+        _screenshots.extend(value for key, value in report.user_properties if key == "screenshot")
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _screenshots:
+        terminalreporter.section("browser screenshots")
+        for line in sorted(_screenshots):
+            terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def course_model():

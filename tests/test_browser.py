@@ -356,7 +356,7 @@ def _screenshot(page, path: Path) -> None:
 # --------------------------------------------------------------------------- the test, lesson by lesson
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", LESSONS)
-def test_lesson_widgets_in_jupyterlab(chromium, lab, shots, lesson, capsys):
+def test_lesson_widgets_in_jupyterlab(chromium, lab, shots, lesson, record_property):
     url, root = lab
     progress = root / "progress.json"
     record_path = root / f"records-{lesson}" / "decision_record.md"
@@ -403,5 +403,5 @@ def test_lesson_widgets_in_jupyterlab(chromium, lab, shots, lesson, capsys):
             pass
         context.close()
         _shut_down_kernel(url, name)
-        with capsys.disabled():
-            print(f"\n  lesson {lesson}: {time.monotonic() - started:.0f} s in the browser; screenshot {shot}")
+        # printed at the end of the run by conftest.py, also from a pytest-xdist worker
+        record_property("screenshot", f"lesson {lesson}: {time.monotonic() - started:.0f} s in the browser; {shot}")
