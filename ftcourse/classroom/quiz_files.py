@@ -21,8 +21,6 @@ _TOP_KEYS = {"lesson", "title", "questions"}
 _QUESTION_KEYS = {"single": {"id", "kind", "prompt", "source", "options"},
                   "multi": {"id", "kind", "prompt", "source", "options"},
                   "match": {"id", "kind", "prompt", "source", "choices", "items"}}
-_OPTION_KEYS = {"text", "correct", "explain"}
-_ITEM_KEYS = {"text", "answer", "explain"}
 
 
 class QuizFileError(CourseError):
@@ -81,6 +79,29 @@ def _text(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
+def _check_entries(entries: list, where: str, keys: tuple[str, ...], check, explain_note: str,
+                   problems: list[str]) -> list:
+    """The checks an option and a match item share; ``check(where, entry)`` adds the kind's own.
+
+    Returns the entries' texts, for the duplicate check.
+    """
+    texts, allowed = [], ", ".join(keys)
+    for j, entry in enumerate(entries):
+        ew = f"{where}[{j}]"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{ew}: must be a mapping with {allowed}")
+            continue
+        if set(entry) - set(keys):
+            problems.append(f"{ew}: unknown key(s) {sorted(set(entry) - set(keys))} (allowed: {allowed})")
+        if not _text(entry.get("text")):
+            problems.append(f"{ew}: needs a non-empty 'text'")
+        texts.append(entry.get("text"))
+        check(ew, entry)
+        if not _text(entry.get("explain")):
+            problems.append(f"{ew}: needs an 'explain' {explain_note}")
+    return texts
+
+
 def _check_question(q, where: str, problems: list[str]) -> None:
     if not isinstance(q, Mapping):
         problems.append(f"{where}: must be a mapping with id, kind, prompt, source, ...")
@@ -103,21 +124,12 @@ def _check_question(q, where: str, problems: list[str]) -> None:
         if not isinstance(options, list) or len(options) < 2:
             problems.append(f"{where}: needs a list of at least 2 options")
             return
-        texts = []
-        for j, opt in enumerate(options):
-            ow = f"{where}: options[{j}]"
-            if not isinstance(opt, Mapping):
-                problems.append(f"{ow}: must be a mapping with text, correct, explain")
-                continue
-            if set(opt) - _OPTION_KEYS:
-                problems.append(f"{ow}: unknown key(s) {sorted(set(opt) - _OPTION_KEYS)} (allowed: text, correct, explain)")
-            if not _text(opt.get("text")):
-                problems.append(f"{ow}: needs a non-empty 'text'")
-            texts.append(opt.get("text"))
+        def correct_flag(ow, opt):
             if not isinstance(opt.get("correct"), bool):
                 problems.append(f"{ow}: 'correct' must be true or false (got {opt.get('correct')!r})")
-            if not _text(opt.get("explain")):
-                problems.append(f"{ow}: needs an 'explain' (shown after Check, right or wrong)")
+
+        texts = _check_entries(options, f"{where}: options", ("text", "correct", "explain"), correct_flag,
+                               "(shown after Check, right or wrong)", problems)
         if len(set(map(str, texts))) != len(texts):
             problems.append(f"{where}: two options have the same text")
         n_correct = sum(1 for o in options if isinstance(o, Mapping) and o.get("correct") is True)
@@ -136,21 +148,12 @@ def _check_question(q, where: str, problems: list[str]) -> None:
         if not isinstance(items, list) or len(items) < 2:
             problems.append(f"{where}: needs a list of at least 2 items")
             return
-        texts = []
-        for j, item in enumerate(items):
-            iw = f"{where}: items[{j}]"
-            if not isinstance(item, Mapping):
-                problems.append(f"{iw}: must be a mapping with text, answer, explain")
-                continue
-            if set(item) - _ITEM_KEYS:
-                problems.append(f"{iw}: unknown key(s) {sorted(set(item) - _ITEM_KEYS)} (allowed: text, answer, explain)")
-            if not _text(item.get("text")):
-                problems.append(f"{iw}: needs a non-empty 'text'")
-            texts.append(item.get("text"))
+        def known_answer(iw, item):
             if choices and item.get("answer") not in choices:
                 problems.append(f"{iw}: answer {item.get('answer')!r} is not one of the choices {choices}")
-            if not _text(item.get("explain")):
-                problems.append(f"{iw}: needs an 'explain' (shown after Check)")
+
+        texts = _check_entries(items, f"{where}: items", ("text", "answer", "explain"), known_answer,
+                               "(shown after Check)", problems)
         if len(set(map(str, texts))) != len(texts):
             problems.append(f"{where}: two items have the same text")
 
