@@ -112,7 +112,9 @@ def test_generate_check_and_write(tmp_path):
     sols, exs = tmp_path / "solutions", tmp_path / "exercises"
     sols.mkdir()
     nbformat.write(_nb(new_code_cell(SOLVED), _grader("assert f(1) == 2")), sols / "01_x.ipynb")
-    assert E.generate(sols, exs, check=True, verbose=False) == [f"{exs / '01_x.ipynb'} is missing"]
+    assert E.generate(sols, exs, check=True, verbose=False) == [  # a new solution lacks nbgrader's metadata
+        f"{sols / '01_x.ipynb'} is not as `make exercises` keeps it (its nbgrader metadata or cell ids are out of date)",
+        f"{exs / '01_x.ipynb'} is missing"]
     assert E.main(["--solutions", str(sols), "--exercises", str(exs), "--check"]) == 1
     assert E.main(["--solutions", str(sols), "--exercises", str(exs)]) == 0
     assert E.generate(sols, exs, check=True, verbose=False) == []

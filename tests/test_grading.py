@@ -17,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from fixture_scores import HONEST
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ftcourse.classroom import grading as G
@@ -311,13 +312,8 @@ def test_feedback_markdown_lists_every_grader():
 
 
 # --------------------------------------------------------------------------- the shipped fixture, end to end
-HONEST = {
-    "alice": ("3", "3", "2", "1"),  # everything right
-    "bob": ("2", "3", "2", "0"),  # exercise 2 left undone
-    "carol": ("1", "3", "0", "1"),  # syntax error in exercise 1
-    "dave": ("0", "3", "0", "0"),  # infinite loop in exercise 1, interrupted
-    "erin": ("2", "3", "2", "not run"),  # the kernel dies before exercise 2
-}
+# HONEST (tests/fixture_scores.py): alice 3/3, bob 2, carol 1 (syntax error), dave 0 (infinite loop),
+# erin 2 with exercise 2 not run (her kernel dies); tests/test_nbgrader.py grades them with nbgrader too
 # each cheater answers wrong (count_prompt_tokens returns 0, cheaper_prompt returns a) and tries one trick;
 # graded without the guard, faye, gil, hana, ivan and lou score 3/3 (nia too, with the old checker)
 CHEATERS = {

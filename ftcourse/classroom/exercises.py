@@ -14,12 +14,20 @@ is the solution. ``python -m ftcourse.classroom.exercises`` (``make exercises``)
 
 (in a markdown cell: ``YOUR ANSWER HERE``). Outputs and execution counts are stripped; grader cells
 (code cells tagged ``grader`` with ``metadata.grader = {"id": ..., "points": ...}``) are copied
-unchanged. ``--check`` writes nothing and exits 1 when the committed exercises differ from what
-would be generated, which is how CI catches an exercise edited by hand or a solution changed
-without regenerating.
+unchanged.
 
-This is a small preprocessor of our own (the idea of nbgrader's ``ClearSolutions``) so the course
-does not depend on nbgrader.
+It first writes nbgrader's cell metadata into the solution notebooks themselves
+(:mod:`ftcourse.classroom.nbgrader_cells`: grader cells become autograder tests, solution cells
+answers, every other cell read-only), so ``solutions/`` can serve as nbgrader's source folder; the
+exercises inherit that metadata, with the checksums nbgrader's student version carries.
+
+``--check`` writes nothing and exits 1 when a solution's nbgrader metadata is stale or the committed
+exercises differ from what would be generated, which is how CI catches an exercise edited by hand
+or a solution changed without regenerating.
+
+This is a small preprocessor of our own (nbgrader's ``ClearSolutions``, ``ComputeChecksums`` and the
+metadata its "Create Assignment" toolbar writes, with the same stubs and the same checksums) so the
+course does not depend on nbgrader.
 """
 
 from __future__ import annotations
@@ -31,14 +39,16 @@ import sys
 from pathlib import Path
 
 from ..errors import CourseError
+from ..sqlite_files import write_text_atomically
 from .cell_markers import BEGIN, END, GRADER_TAG, ExerciseError, Grader, grader_meta, graders, is_grader
 from .grading import CellRun, execute_notebook
+from .nbgrader_cells import add_checksums, annotate
 
 # the cell conventions live in cell_markers (grading and the tamper scan read them too); these names
 # stay importable from here
 __all__ = ["BEGIN", "END", "GRADER_TAG", "ExerciseError", "Grader", "grader_meta", "graders", "is_grader",
-           "CODE_STUB", "MARKDOWN_STUB", "GENERATED_KEY", "clear_solutions", "make_exercise", "render_exercise",
-           "generate", "audit_graders", "main"]
+           "CODE_STUB", "MARKDOWN_STUB", "GENERATED_KEY", "clear_solutions", "prepare_solution", "make_exercise",
+           "render_solution", "render_exercise", "generate", "audit_graders", "main"]
 
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 MARKDOWN_STUB = ("YOUR ANSWER HERE",)
@@ -83,8 +93,20 @@ def _ensure_ids(nb, name: str) -> None:
     nb.nbformat, nb.nbformat_minor = 4, max(nb.get("nbformat_minor", 5), 5)
 
 
+def prepare_solution(solution, name: str = "notebook.ipynb"):
+    """The solution notebook as ``make exercises`` keeps it: every cell with an id and nbgrader's metadata."""
+    nb = copy.deepcopy(solution)
+    _ensure_ids(nb, name)
+    graders(nb, where=name)  # validate grader metadata
+    return annotate(nb, where=name)
+
+
 def make_exercise(solution, name: str = "notebook.ipynb"):
-    """The exercise notebook for a solution notebook (a new NotebookNode; the input is unchanged)."""
+    """The exercise notebook for a solution notebook (a new NotebookNode; the input is unchanged).
+
+    nbgrader metadata the solution carries (see :func:`prepare_solution`) is kept, with the checksums
+    nbgrader's student version has.
+    """
     nb = copy.deepcopy(solution)
     _ensure_ids(nb, name)
     graders(nb, where=name)  # validate grader metadata
@@ -106,6 +128,7 @@ def make_exercise(solution, name: str = "notebook.ipynb"):
             regions += n
     if regions == 0:
         raise ExerciseError(f"{name}: no {BEGIN} region anywhere, so the exercise would equal the solution")
+    add_checksums(nb)
     nb.metadata.pop("widgets", None)
     nb.metadata[GENERATED_KEY] = {
         "generated_from": f"solutions/{name}",
@@ -120,12 +143,28 @@ def _read(path: Path):
     return nbformat.read(path, as_version=nbformat.NO_CONVERT)
 
 
-def render_exercise(solution_path: Path) -> str:
-    """The exact text of the exercise notebook generated from ``solution_path``."""
+def _write(path: Path, text: str) -> None:
+    """Write a course notebook atomically, keeping its file mode (a new one is rw-r--r--)."""
+    mode = path.stat().st_mode & 0o777 if path.is_file() else 0o644
+    write_text_atomically(path, text)
+    path.chmod(mode)
+
+
+def _text(nb) -> str:
     import nbformat
 
-    nb = make_exercise(_read(solution_path), name=solution_path.name)
     return nbformat.writes(nb, version=4) + "\n"
+
+
+def render_solution(solution_path: Path) -> str:
+    """The exact text ``make exercises`` keeps in ``solution_path`` (its nbgrader metadata up to date)."""
+    return _text(prepare_solution(_read(solution_path), name=solution_path.name))
+
+
+def render_exercise(solution_path: Path) -> str:
+    """The exact text of the exercise notebook generated from ``solution_path``."""
+    solution = prepare_solution(_read(solution_path), name=solution_path.name)
+    return _text(make_exercise(solution, name=solution_path.name))
 
 
 # --------------------------------------------------------------------------- folders
@@ -133,8 +172,9 @@ def generate(solutions: Path | str = "solutions", exercises: Path | str = "exerc
              check: bool = False, verbose: bool = True) -> list[str]:
     """Generate (or with ``check=True`` compare) every exercise; return the problems found.
 
-    In write mode the problems are the files that changed; in check mode they are the files that
-    are missing, out of date, or left over from a solution that no longer exists.
+    Solution notebooks get their nbgrader metadata (:func:`prepare_solution`) first. In write mode
+    the problems are the files that changed; in check mode they are the files that are missing, out
+    of date, or left over from a solution that no longer exists.
     """
     solutions, exercises = Path(solutions), Path(exercises)
     if not solutions.is_dir():
@@ -143,7 +183,16 @@ def generate(solutions: Path | str = "solutions", exercises: Path | str = "exerc
     sources = sorted(solutions.glob("*.ipynb"))
     changes: list[str] = []
     for src in sources:
-        text = render_exercise(src)
+        solution = prepare_solution(_read(src), name=src.name)
+        if (sol_text := _text(solution)) != src.read_text(encoding="utf-8"):
+            what = f"{src} is not as `make exercises` keeps it (its nbgrader metadata or cell ids are out of date)"
+            changes.append(what)
+            if check:
+                log(what)
+            else:
+                _write(src, sol_text)
+                log(f"wrote nbgrader metadata into {src}")
+        text = _text(make_exercise(solution, name=src.name))
         dst = exercises / src.name
         old = dst.read_text(encoding="utf-8") if dst.is_file() else None
         if old == text:
@@ -153,8 +202,7 @@ def generate(solutions: Path | str = "solutions", exercises: Path | str = "exerc
         if check:
             log(what)
         else:
-            exercises.mkdir(parents=True, exist_ok=True)
-            dst.write_text(text, encoding="utf-8")
+            _write(dst, text)
             log(f"wrote {dst}")
     wanted = {s.name for s in sources}
     for extra in sorted(exercises.glob("*.ipynb")) if exercises.is_dir() else []:
@@ -170,7 +218,7 @@ def generate(solutions: Path | str = "solutions", exercises: Path | str = "exerc
         log(f"{len(sources)} exercise notebook(s): " + ("up to date" if not changes else
                                                            f"{len(changes)} problem(s); run `make exercises`"))
     else:
-        log(f"{len(sources)} exercise notebook(s), {len(changes)} changed")
+        log(f"{len(sources)} exercise notebook(s), {len(changes)} file(s) changed")
     return changes
 
 
