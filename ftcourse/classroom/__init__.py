@@ -4,8 +4,9 @@ Quick checks (``quiz``, with the quiz files read by ``quiz_files``), the learner
 and ``measurements`` that one lesson leaves for the next), the environment check of lesson 00
 (``envcheck``), and the graded exercises: the notebook cell conventions (``cell_markers``), the
 generator of ``exercises/`` from ``solutions/`` (``exercises``), the checks grader cells call
-(``check``), cases the graders use (``exercise_data``, ``capstone_exercise``), and workshop grading
-(``grading``, with ``tamper`` and ``guard`` keeping it honest).
+(``check``), cases the graders use (``exercise_data``, ``capstone_exercise``), workshop grading
+(``grading``, with ``tamper`` and ``guard`` keeping it honest), and nbgrader's cell metadata derived from
+the course's own markers (``nbgrader_cells``).
 
 The model side of the package (``ftcourse.models``, ``chat``, ``evals``, ``lora`` ...) never imports
 from here; the classroom builds on it. A lesson imports the widgets it shows from here::
