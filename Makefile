@@ -45,11 +45,12 @@ lint: dev-env
 # thread each finish the suite well before one worker with two threads: text generation, imports and
 # kernel starts hardly use a second thread, and one thread per process keeps them from fighting over
 # cores (two processes with two threads each are slower than one). A notebook's cells always stay
-# together in one worker (--dist loadscope). WORKERS=1 runs everything in one process, as before.
+# together in one worker (--dist loadscope), and the longest files start first (tests/conftest.py orders
+# them; --no-loadscope-reorder keeps that order). WORKERS=1 runs everything in one process.
 WORKERS ?= 2
 NCPU := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 THREADS ?= $(shell echo $$(( $(NCPU) / $(WORKERS) > 0 ? $(NCPU) / $(WORKERS) : 1 )))
-XDIST := $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadscope)
+XDIST := $(if $(filter 1,$(WORKERS)),,-n $(WORKERS) --dist loadscope --no-loadscope-reorder)
 test: dev-env
 	$(PY) -m ftcourse fetch-model
 	$(BIN)/ruff check ftcourse tests bench lessons solutions
