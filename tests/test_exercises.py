@@ -11,6 +11,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ftcourse.classroom import exercises as E
+from ftcourse.classroom.cell_markers import new_grader_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -22,10 +23,7 @@ def _nb(*cells):
 
 
 def _grader(source, gid="g1", points=1):
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = ["grader"]
-    cell.metadata["grader"] = {"id": gid, "points": points}
-    return cell
+    return new_grader_cell(source, gid, points)
 
 
 SOLVED = "def f(x):\n    ### BEGIN SOLUTION\n    y = x + 1\n    return y\n    ### END SOLUTION\n\n\nprint(f(1))"

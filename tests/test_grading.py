@@ -21,6 +21,7 @@ from fixture_scores import HONEST
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ftcourse.classroom import grading as G
+from ftcourse.classroom.cell_markers import new_grader_cell
 from ftcourse.classroom.exercises import make_exercise
 from ftcourse.errors import CourseError
 
@@ -34,17 +35,10 @@ G_DOUBLE = ("from ftcourse.classroom.check import expect_function\n\n"
 G_HALF = "from ftcourse.classroom.check import expect_function\n\nexpect_function(half, [((4,), 2.0)], what='half')"
 
 
-def _grader(source, gid, points):
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = ["grader"]
-    cell.metadata["grader"] = {"id": gid, "points": points}
-    return cell
-
-
 def _toy_solution():
     return new_notebook(cells=[new_markdown_cell("# Toy exercise"), new_code_cell(DOUBLE),
-                               _grader(G_DOUBLE, "toy-double", 2), new_code_cell(HALF),
-                               _grader(G_HALF, "toy-half", 1)],
+                               new_grader_cell(G_DOUBLE, "toy-double", 2), new_code_cell(HALF),
+                               new_grader_cell(G_HALF, "toy-half", 1)],
                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 

@@ -30,6 +30,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ftcourse.classroom import exercises as E
 from ftcourse.classroom import nbgrader_cells as N
+from ftcourse.classroom.cell_markers import new_grader_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -51,18 +52,11 @@ def _kernelspec():
     return {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
 
 
-def _grader(source, gid, points):
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = ["grader"]
-    cell.metadata["grader"] = {"id": gid, "points": points}
-    return cell
-
-
 def _toy():
     """One cell of each role: read-only markdown and code, an answer, its grader, a written answer."""
     cells = [new_markdown_cell("# Toy"), new_code_cell("import math"),
              new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x + 1\n    ### END SOLUTION"),
-             _grader("assert f(1) == 2", "toy-f", 2),
+             new_grader_cell("assert f(1) == 2", "toy-f", 2),
              new_markdown_cell("Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION")]
     for i, cell in enumerate(cells):
         cell.id = f"c{i}"

@@ -22,6 +22,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ftcourse.classroom import grading as G
+from ftcourse.classroom.cell_markers import new_grader_cell
 from ftcourse.classroom.check import CheckFailed, expect_equal, expect_function
 from ftcourse.classroom.exercises import make_exercise
 from ftcourse.classroom.tamper import Finding, protection_of, scan_submission
@@ -39,19 +40,12 @@ WRONG_HALF = "def half(x):\n    return 0"
 WRONG_SIZE = "def size(items):\n    return 0"
 
 
-def _grader(source, gid, points):
-    cell = new_code_cell(source)
-    cell.metadata["tags"] = ["grader"]
-    cell.metadata["grader"] = {"id": gid, "points": points}
-    return cell
-
-
 def _solution():
     return new_notebook(cells=[
         new_markdown_cell("# Toy exercise with a course cell"), new_code_cell(COURSE),
-        new_code_cell(DOUBLE), _grader(G_DOUBLE, "toy-double", 2),
-        new_code_cell(HALF), _grader(G_HALF, "toy-half", 1),
-        new_code_cell(SIZE), _grader(G_SIZE, "toy-size", 1),
+        new_code_cell(DOUBLE), new_grader_cell(G_DOUBLE, "toy-double", 2),
+        new_code_cell(HALF), new_grader_cell(G_HALF, "toy-half", 1),
+        new_code_cell(SIZE), new_grader_cell(G_SIZE, "toy-size", 1),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
 
@@ -184,7 +178,7 @@ def test_unchanged_course_cells_are_trusted_and_changed_ones_are_read(protection
 
 def test_intact_graders_are_skipped_but_other_cells_are_not(protection):
     nb = _notebook(double=GOOD["double"])
-    nb.cells.append(_grader("scale = 0", "not-a-grader", 1))  # grader metadata does not make a cell trusted
+    nb.cells.append(new_grader_cell("scale = 0", "not-a-grader", 1))  # grader metadata does not make a cell trusted
     found = scan_submission(nb, protection, skip={3, 5, 7})
     assert [f.cell for f in found] == [len(nb.cells) - 1]
 

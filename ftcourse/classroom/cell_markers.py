@@ -41,6 +41,16 @@ def grader_meta(cell) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
+def new_grader_cell(source: str, gid: str, points: float = 1):
+    """A grader cell: a code cell tagged ``grader`` with ``metadata.grader = {"id": gid, "points": points}``."""
+    from nbformat.v4 import new_code_cell
+
+    cell = new_code_cell(source)
+    cell.metadata["tags"] = [GRADER_TAG]
+    cell.metadata["grader"] = {"id": gid, "points": points}
+    return cell
+
+
 def graders(nb, where: str = "notebook") -> list[Grader]:
     """The grader cells of ``nb``, checked: each has a string id (unique) and positive points."""
     found: list[Grader] = []

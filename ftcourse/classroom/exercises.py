@@ -182,28 +182,26 @@ def generate(solutions: Path | str = "solutions", exercises: Path | str = "exerc
     log = print if verbose else (lambda *a: None)
     sources = sorted(solutions.glob("*.ipynb"))
     changes: list[str] = []
+
+    def keep(path: Path, text: str, stale: str, wrote: str) -> None:
+        """Make ``path`` hold ``text``; in check mode only report that it does not."""
+        old = path.read_text(encoding="utf-8") if path.is_file() else None
+        if old == text:
+            return
+        changes.append(f"{path} is missing" if old is None else stale)
+        if check:
+            log(changes[-1])
+        else:
+            _write(path, text)
+            log(wrote)
+
     for src in sources:
         solution = prepare_solution(_read(src), name=src.name)
-        if (sol_text := _text(solution)) != src.read_text(encoding="utf-8"):
-            what = f"{src} is not as `make exercises` keeps it (its nbgrader metadata or cell ids are out of date)"
-            changes.append(what)
-            if check:
-                log(what)
-            else:
-                _write(src, sol_text)
-                log(f"wrote nbgrader metadata into {src}")
-        text = _text(make_exercise(solution, name=src.name))
+        keep(src, _text(solution), wrote=f"wrote nbgrader metadata into {src}",
+             stale=f"{src} is not as `make exercises` keeps it (its nbgrader metadata or cell ids are out of date)")
         dst = exercises / src.name
-        old = dst.read_text(encoding="utf-8") if dst.is_file() else None
-        if old == text:
-            continue
-        what = f"{dst} is missing" if old is None else f"{dst} is out of date with {src}"
-        changes.append(what)
-        if check:
-            log(what)
-        else:
-            _write(dst, text)
-            log(f"wrote {dst}")
+        keep(dst, _text(make_exercise(solution, name=src.name)), stale=f"{dst} is out of date with {src}",
+             wrote=f"wrote {dst}")
     wanted = {s.name for s in sources}
     for extra in sorted(exercises.glob("*.ipynb")) if exercises.is_dir() else []:
         if extra.name not in wanted:

@@ -39,6 +39,7 @@ import sys
 from pathlib import Path
 
 from ..errors import CourseError
+from ..sqlite_files import write_text_atomically
 from .cell_markers import BEGIN, ExerciseError, grader_meta, is_grader
 from .tamper import normalise
 
@@ -158,8 +159,6 @@ def adopt(exercise, notebook) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     import nbformat
-
-    from ..sqlite_files import write_text_atomically
 
     p = argparse.ArgumentParser(prog="python -m ftcourse.classroom.nbgrader_cells",
                                 description="Give learners' notebooks the nbgrader metadata of their exercise.")
